@@ -1,0 +1,260 @@
+/**
+ * The command line: argument parsing and wiring of the stages, nothing else.
+ * Exit codes (DESIGN.md): 0 success, 2 invalid spec or usage, 1 runtime failure.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { BentoError, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, PlanError, SpecError, UsageError } from './errors.js';
+import { discoverDevices, formatPlanTable, planPlacement, planToJson } from './plan/index.js';
+import { type Diagnostic, diagnosticToJson, formatDiagnostic } from './spec/diagnostics.js';
+import { schemaText } from './spec/schema.js';
+import { loadSpec } from './spec/validate.js';
+
+export interface CliIO {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+const defaultIO: CliIO = {
+  stdout: (t) => process.stdout.write(t),
+  stderr: (t) => process.stderr.write(t),
+  env: process.env,
+};
+
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+  format: { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  cpu: { type: 'boolean' },
+  strict: { type: 'boolean' },
+  service: { type: 'string', multiple: true },
+  'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
+  output: { type: 'string', short: 'o' },
+} as const;
+
+type Options = {
+  help?: boolean;
+  version?: boolean;
+  format?: string;
+  host?: string;
+  port?: string;
+  cpu?: boolean;
+  strict?: boolean;
+  service?: string[];
+  'log-level'?: string;
+  'log-format'?: string;
+  output?: string;
+};
+
+interface Command {
+  readonly summary: string;
+  readonly usage: string;
+  /** Options this command accepts besides --help. */
+  readonly options: readonly (keyof Options)[];
+  readonly run: (files: string[], opts: Options, io: CliIO) => Promise<number> | number;
+}
+
+const COMMANDS: Record<string, Command> = {
+  validate: {
+    summary: 'check specs; exit 0 if valid, 2 if not',
+    usage: `bento-run validate SPEC.yaml... [--format text|json]
+
+Checks each spec against the schema and the cross-reference rules, and that its
+model files exist and are ONNX models. Prints every problem, one per line, as
+  file:line:col: error: path: message
+Exit 0 when every spec is valid (warnings allowed), 2 otherwise.`,
+    options: ['format'],
+    run: validateCommand,
+  },
+  plan: {
+    summary: 'print the placement: service, worker, model, device',
+    usage: `bento-run plan SPEC.yaml [--cpu] [--service NAME]... [--strict] [--format text|json]
+
+Validates the spec, discovers GPUs (nvidia-smi, CUDA_VISIBLE_DEVICES), gives services
+disjoint blocks of the visible GPUs in declaration order, and prints one row per session:
+service, worker, model, local GPU, visible device (the CUDA deviceId), physical GPU, GPU name,
+then an estimate of the GPU memory each GPU needs.
+  --cpu        plan every worker on the CPU
+  --service    plan only this service (repeatable)
+  --strict     a GPU memory estimate over a GPU's total is an error, not a warning
+Exit 0 when the spec can be placed, 2 when it is invalid or cannot be placed.`,
+    options: ['format', 'cpu', 'service', 'strict'],
+    run: planCommand,
+  },
+  schema: {
+    summary: 'print the JSON Schema of bentofile.yaml',
+    usage: `bento-run schema
+
+Prints the JSON Schema that validates bentofile.yaml (the file editors use too).`,
+    options: [],
+    run: (_files, _opts, io) => {
+      io.stdout(schemaText());
+      return EXIT_OK;
+    },
+  },
+};
+
+function version(): string {
+  const pkg = JSON.parse(
+    readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8'),
+  ) as { version: string };
+  return pkg.version;
+}
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const lines = Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(width)}  ${c.summary}`);
+  return `bento-run ${version()}: serve ONNX models on CPUs and GPUs from one bentofile.yaml
+
+Usage:
+  bento-run SPEC.yaml            serve the spec (same as: bento-run serve SPEC.yaml)
+  bento-run COMMAND [options]
+
+Commands:
+${lines.join('\n')}
+
+Options:
+  -h, --help       help for bento-run or a command (bento-run plan --help)
+  -v, --version    print the version
+  --format json    machine-readable output (validate, plan)
+
+Exit codes: 0 success, 2 invalid spec or usage, 1 runtime failure.
+`;
+}
+
+export async function main(argv: readonly string[], io: CliIO = defaultIO): Promise<number> {
+  try {
+    return await dispatch(argv, io);
+  } catch (e) {
+    return reportError(e, io, argv.includes('--format=json') || hasJsonFormat(argv));
+  }
+}
+
+function hasJsonFormat(argv: readonly string[]): boolean {
+  const i = argv.indexOf('--format');
+  return i >= 0 && argv[i + 1] === 'json';
+}
+
+async function dispatch(argv: readonly string[], io: CliIO): Promise<number> {
+  const first = argv[0];
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+    io.stdout(usage());
+    return first === undefined ? EXIT_USAGE : EXIT_OK;
+  }
+  if (first === '--version' || first === '-v') {
+    io.stdout(`${version()}\n`);
+    return EXIT_OK;
+  }
+  // `bento-run spec.yaml` is `bento-run serve spec.yaml`.
+  const isSpecPath = /\.ya?ml$/i.test(first) && !(first in COMMANDS);
+  const name = isSpecPath ? 'serve' : first;
+  const rest = isSpecPath ? argv : argv.slice(1);
+  const command = COMMANDS[name];
+  if (!command) {
+    const hint = first.startsWith('-') ? `unknown option ${first}` : `unknown command \`${first}\``;
+    throw new UsageError(`${hint}\n\n${usage()}`);
+  }
+  let parsed: { values: Options; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: [...rest], options: OPTIONS, allowPositionals: true, strict: true }) as {
+      values: Options;
+      positionals: string[];
+    };
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n\nUsage: ${command.usage}\n`);
+  }
+  const opts = parsed.values;
+  if (opts.help) {
+    io.stdout(`Usage: ${command.usage}\n`);
+    return EXIT_OK;
+  }
+  const given = (Object.keys(opts) as (keyof Options)[]).filter((k) => opts[k] !== undefined);
+  const allowed = new Set<string>(['help', 'log-level', 'log-format', ...command.options]);
+  const stray = given.filter((k) => !allowed.has(k));
+  if (stray.length > 0) {
+    throw new UsageError(
+      `\`${name}\` does not take ${stray.map((s) => `--${s}`).join(', ')}\n\nUsage: ${command.usage}\n`,
+    );
+  }
+  if (opts.format !== undefined && opts.format !== 'text' && opts.format !== 'json') {
+    throw new UsageError(`--format must be text or json (got ${opts.format})`);
+  }
+  return command.run(parsed.positionals, opts, io);
+}
+
+function reportError(e: unknown, io: CliIO, json: boolean): number {
+  if (e instanceof SpecError || e instanceof PlanError) {
+    printDiagnostics(e.diagnostics, io, json);
+    return e.exitCode;
+  }
+  if (e instanceof BentoError) {
+    io.stderr(`bento-run: ${e.message}\n`);
+    if (!e.userError && e.stack) io.stderr(`${e.stack}\n`);
+    return e.exitCode;
+  }
+  io.stderr(`bento-run: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  return EXIT_RUNTIME;
+}
+
+function printDiagnostics(ds: readonly Diagnostic[], io: CliIO, json: boolean): void {
+  if (json) io.stdout(`${JSON.stringify(ds.map(diagnosticToJson), null, 2)}\n`);
+  else for (const d of ds) io.stderr(`${formatDiagnostic(d)}\n`);
+}
+
+function requireFiles(files: string[], name: string, one = false): void {
+  if (files.length === 0) throw new UsageError(`\`${name}\` needs a spec file\n\nUsage: ${COMMANDS[name]?.usage}\n`);
+  if (one && files.length > 1) throw new UsageError(`\`${name}\` takes one spec file (got ${files.length})`);
+}
+
+function validateCommand(files: string[], opts: Options, io: CliIO): number {
+  requireFiles(files, 'validate');
+  const json = opts.format === 'json';
+  const all: Diagnostic[] = [];
+  let failed = false;
+  for (const file of files) {
+    try {
+      const { spec, warnings } = loadSpec(file);
+      all.push(...warnings);
+      if (!json) {
+        for (const w of warnings) io.stderr(`${formatDiagnostic(w)}\n`);
+        const workers = spec.services.reduce((n, s) => n + s.workers.length, 0);
+        io.stdout(
+          `${file}: ok (${Object.keys(spec.models).length} models, ${spec.services.length} services, ${workers} workers)\n`,
+        );
+      }
+    } catch (e) {
+      if (!(e instanceof SpecError)) throw e;
+      failed = true;
+      all.push(...e.diagnostics);
+      if (!json) printDiagnostics(e.diagnostics, io, false);
+    }
+  }
+  if (json) printDiagnostics(all, io, true);
+  return failed ? EXIT_USAGE : EXIT_OK;
+}
+
+function planCommand(files: string[], opts: Options, io: CliIO): number {
+  requireFiles(files, 'plan', true);
+  const { spec, warnings } = loadSpec(files[0]!);
+  const discovery = discoverDevices({ env: io.env });
+  const plan = planPlacement(spec, discovery.devices, {
+    cpu: opts.cpu === true,
+    services: opts.service ?? [],
+    strictMemory: opts.strict === true,
+    cudaVisibleDevices: discovery.cudaVisibleDevices,
+  });
+  if (opts.format === 'json') {
+    io.stdout(`${JSON.stringify(planToJson(plan), null, 2)}\n`);
+  } else {
+    for (const w of warnings) io.stderr(`${formatDiagnostic(w)}\n`);
+    io.stdout(formatPlanTable(plan));
+  }
+  return EXIT_OK;
+}
+
+export { EXIT_USAGE };

@@ -1,0 +1,120 @@
+/**
+ * Every error bento-run raises, each with a stable `code`. Callers and tests match on the code,
+ * never on the text. The core speaks in `kind`s; only the HTTP layer maps them to statuses.
+ */
+import type { Diagnostic } from './spec/diagnostics.js';
+
+/** What went wrong, independent of transport. The HTTP layer maps these to statuses. */
+export type ErrorKind =
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'UNAVAILABLE'
+  | 'TIMEOUT'
+  | 'TOO_LARGE'
+  | 'INTERNAL';
+
+/** Process exit codes fixed by DESIGN.md. */
+export const EXIT_OK = 0;
+export const EXIT_RUNTIME = 1;
+export const EXIT_USAGE = 2;
+
+export class BentoError extends Error {
+  readonly code: string;
+  readonly kind: ErrorKind;
+  /** Exit code when this error ends the CLI. */
+  readonly exitCode: number;
+  /** A user error prints its message only; anything else may print a stack with --log-level debug. */
+  readonly userError: boolean;
+
+  constructor(
+    code: string,
+    message: string,
+    opts: { kind?: ErrorKind; exitCode?: number; userError?: boolean; cause?: unknown } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'BentoError';
+    this.code = code;
+    this.kind = opts.kind ?? 'INTERNAL';
+    this.exitCode = opts.exitCode ?? EXIT_RUNTIME;
+    this.userError = opts.userError ?? true;
+  }
+}
+
+/** The spec is invalid: carries every problem found, sorted by position. */
+export class SpecError extends BentoError {
+  readonly diagnostics: readonly Diagnostic[];
+  constructor(diagnostics: readonly Diagnostic[]) {
+    const n = diagnostics.length;
+    super('BENTO_ERR_SPEC_INVALID', `invalid spec: ${n} problem${n === 1 ? '' : 's'}`, {
+      kind: 'INVALID_ARGUMENT',
+      exitCode: EXIT_USAGE,
+    });
+    this.name = 'SpecError';
+    this.diagnostics = diagnostics;
+  }
+}
+
+/** The command line itself is wrong (unknown command or option, missing argument). */
+export class UsageError extends BentoError {
+  constructor(message: string) {
+    super('BENTO_ERR_USAGE', message, { kind: 'INVALID_ARGUMENT', exitCode: EXIT_USAGE });
+    this.name = 'UsageError';
+  }
+}
+
+export type PlanErrorCode =
+  | 'BENTO_ERR_PLAN_TOO_FEW_GPUS'
+  | 'BENTO_ERR_PLAN_GPU_TYPE'
+  | 'BENTO_ERR_PLAN_GPU_MEMORY'
+  | 'BENTO_ERR_PLAN_DISCOVERY'
+  | 'BENTO_ERR_PLAN_UNKNOWN_SERVICE';
+
+/** The spec is valid but cannot be placed on the detected hardware. Exit 2 like a bad spec. */
+export class PlanError extends BentoError {
+  readonly diagnostics: readonly Diagnostic[];
+  constructor(code: PlanErrorCode, diagnostics: readonly Diagnostic[]) {
+    super(code, diagnostics.map((d) => d.message).join('\n'), {
+      kind: 'INVALID_ARGUMENT',
+      exitCode: EXIT_USAGE,
+    });
+    this.name = 'PlanError';
+    this.diagnostics = diagnostics;
+  }
+}
+
+export type RuntimeErrorCode =
+  | 'BENTO_ERR_RUNTIME_MODEL_LOAD'
+  | 'BENTO_ERR_RUNTIME_CUDA_PROVIDER'
+  | 'BENTO_ERR_RUNTIME_WORKER_DIED'
+  | 'BENTO_ERR_RUNTIME_INFERENCE'
+  | 'BENTO_ERR_RUNTIME_SHUTDOWN';
+
+export class RuntimeError extends BentoError {
+  constructor(
+    code: RuntimeErrorCode,
+    message: string,
+    opts: { kind?: ErrorKind; cause?: unknown } = {},
+  ) {
+    super(code, message, { kind: opts.kind ?? 'INTERNAL', exitCode: EXIT_RUNTIME, ...opts });
+    this.name = 'RuntimeError';
+  }
+}
+
+export type HttpErrorCode =
+  | 'BENTO_ERR_HTTP_BAD_REQUEST'
+  | 'BENTO_ERR_HTTP_NOT_FOUND'
+  | 'BENTO_ERR_HTTP_TOO_LARGE'
+  | 'BENTO_ERR_HTTP_OVERLOADED'
+  | 'BENTO_ERR_HTTP_NOT_READY'
+  | 'BENTO_ERR_HTTP_TIMEOUT';
+
+export class HttpError extends BentoError {
+  constructor(code: HttpErrorCode, kind: ErrorKind, message: string) {
+    super(code, message, { kind });
+    this.name = 'HttpError';
+  }
+}
+
+export function isBentoError(e: unknown): e is BentoError {
+  return e instanceof BentoError;
+}
