@@ -120,8 +120,9 @@ export interface VisibleDevices {
  * on a 4-GPU machine, an ambiguous prefix, a MIG UUID), and at a GPU named a second time: that
  * entry and every entry after it are ignored, and a note says so.
  *
- * Indices are read as nvidia-smi numbers GPUs (PCI bus order). CUDA numbers them the same way
- * only with CUDA_DEVICE_ORDER=PCI_BUS_ID; `discoverDevices` notes when that matters.
+ * Indices are nvidia-smi's (PCI bus order). CUDA reads them the same way only with
+ * CUDA_DEVICE_ORDER=PCI_BUS_ID (its default puts the fastest GPU first), which makes a
+ * difference only on a machine with GPUs of different models; `discoverDevices` notes that.
  */
 export function applyCudaVisibleDevices(
   physical: readonly DeviceInfo[],
@@ -227,7 +228,8 @@ function describeFailure(e: unknown): string {
     stdout?: unknown;
     stderr?: unknown;
   };
-  if (err.code === 'ENOENT') return 'nvidia-smi is not installed (not found on PATH): no NVIDIA driver';
+  if (err.code === 'ENOENT')
+    return 'nvidia-smi was not found on PATH (is the NVIDIA driver installed?)';
   if (err.code === 'ETIMEDOUT' || err.signal === 'SIGTERM') {
     return `nvidia-smi did not answer within ${NVIDIA_SMI_TIMEOUT_MS / 1000} s`;
   }
@@ -260,7 +262,8 @@ export function discoverDevices(opts: DiscoverOptions = {}): Discovery {
   let nvidiaSmiError: string | null = null;
   try {
     csv = opts.nvidiaSmi ? opts.nvidiaSmi() : runNvidiaSmi(env);
-    if (csv === null) nvidiaSmiError = 'nvidia-smi is not available: no NVIDIA driver';
+    if (csv === null)
+      nvidiaSmiError = 'nvidia-smi is not available (is the NVIDIA driver installed?)';
   } catch (e) {
     csv = null;
     nvidiaSmiError = describeFailure(e);

@@ -4,7 +4,7 @@
  * gpu_name`; the rest is ours to extend.
  */
 import { diagnosticToJson, formatDiagnostic } from '../spec/diagnostics.js';
-import type { GraphOptimization, ExecutionMode } from '../spec/types.js';
+import type { ExecutionMode, GraphOptimization } from '../spec/types.js';
 import { CUDA_CONTEXT_MIB, MEMORY_FACTOR } from './plan.js';
 import type { DeviceName, Plan } from './types.js';
 

@@ -116,7 +116,8 @@ function suggestVisibleOrder(
     );
     // A service that takes any GPU leaves the kinds later services ask for to them.
     const wantedByLater = (d: DeviceInfo) => wantedLater.some((t) => gpuTypeMatches(t, d));
-    const pool = gpuType === null ? [...free].sort((a, b) => +wantedByLater(a) - +wantedByLater(b)) : free;
+    const pool =
+      gpuType === null ? [...free].sort((a, b) => +wantedByLater(a) - +wantedByLater(b)) : free;
     if (pool.length < s.resources.gpu) return null;
     for (const d of pool.slice(0, s.resources.gpu)) {
       used.add(d);
@@ -136,7 +137,8 @@ function allocateBlocks(
   const blocks = new Map<string, DeviceInfo[]>();
   const errors: Diagnostic[] = [];
   const totalNeeded = services.reduce((n, s) => n + s.resources.gpu, 0);
-  const cvd = cudaVisibleDevices === null ? '' : ` with CUDA_VISIBLE_DEVICES="${cudaVisibleDevices}"`;
+  const cvd =
+    cudaVisibleDevices === null ? '' : ` with CUDA_VISIBLE_DEVICES="${cudaVisibleDevices}"`;
   const visible =
     devices.length === 0
       ? `no GPU is visible${cvd}`
@@ -153,7 +155,9 @@ function allocateBlocks(
       blocks.set(s.name, devices.slice(next, next + n));
     } else {
       const taken =
-        before.length === 0 ? '' : `; services declared before it take ${next} (${before.join(', ')})`;
+        before.length === 0
+          ? ''
+          : `; services declared before it take ${next} (${before.join(', ')})`;
       errors.push(
         diagnosticAt(spec, `services.${s.name}.resources.gpu`, {
           code: 'too-few-gpus',
@@ -205,7 +209,8 @@ function checkGpuTypes(
         code: 'gpu-type-mismatch',
         severity: 'error',
         message: `service \`${s.name}\` wants gpu_type ${wanted}, but ${wrong.join('; ')}. Visible GPU types: ${available}. ${fix}`,
-        suggestion: reorder === null ? 'change gpu_type' : `CUDA_VISIBLE_DEVICES=${reorder.join(',')}`,
+        suggestion:
+          reorder === null ? 'change gpu_type' : `CUDA_VISIBLE_DEVICES=${reorder.join(',')}`,
       }),
     );
   }
@@ -355,7 +360,9 @@ export function planPlacement(
   }
   if (errors.length > 0) throwPlanError(errors);
 
-  const planned = services.map((s) => plannedService(spec, s, cpuOnly ? null : (blocks.get(s.name) ?? null)));
+  const planned = services.map((s) =>
+    plannedService(spec, s, cpuOnly ? null : (blocks.get(s.name) ?? null)),
+  );
   const placements = planned.flatMap((p) => p.placements);
   const { memory, owners } = estimateMemory(spec, devices, placements);
   const memoryProblems = memoryDiagnostics(spec, memory, owners, opts.strictMemory === true);

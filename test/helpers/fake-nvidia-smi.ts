@@ -47,7 +47,8 @@ const quote = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
 export function fakeNvidiaSmi(source: string | FakeNvidiaSmiOptions): FakeNvidiaSmi {
   const opts: FakeNvidiaSmiOptions = typeof source === 'string' ? { fixture: source } : source;
   const dir = mkdtempSync(join(tmpdir(), 'bento-fake-nvidia-smi-'));
-  const stdout = opts.fixture === undefined ? (opts.stdout ?? '') : readNvidiaSmiFixture(opts.fixture);
+  const stdout =
+    opts.fixture === undefined ? (opts.stdout ?? '') : readNvidiaSmiFixture(opts.fixture);
   writeFileSync(join(dir, 'stdout.txt'), stdout);
   writeFileSync(join(dir, 'stderr.txt'), opts.stderr ?? '');
   const log = join(dir, 'calls.log');
@@ -69,7 +70,8 @@ export function fakeNvidiaSmi(source: string | FakeNvidiaSmiOptions): FakeNvidia
   return {
     dir,
     env(base = process.env, extra = {}) {
-      const path = base.PATH === undefined || base.PATH === '' ? dir : `${dir}${delimiter}${base.PATH}`;
+      const path =
+        base.PATH === undefined || base.PATH === '' ? dir : `${dir}${delimiter}${base.PATH}`;
       return { ...base, ...extra, PATH: path };
     },
     calls() {

@@ -74,9 +74,7 @@ function workers(name: string, input: ServiceInput, gpu: number): WorkerSpec[] {
   return given.map((w, index) => {
     const first = w.gpus[0];
     if (first === undefined) throw new Error(`spec factory: ${name} worker ${index} has no GPU`);
-    const placement = Object.fromEntries(
-      input.models.map((m) => [m, w.placement?.[m] ?? first]),
-    );
+    const placement = Object.fromEntries(input.models.map((m) => [m, w.placement?.[m] ?? first]));
     return { index, gpus: [...w.gpus], placement };
   });
 }

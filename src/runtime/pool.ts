@@ -1,0 +1,298 @@
+/**
+ * The runtime: one single-thread Piscina pool per planned worker, grouped by service, behind a
+ * least-busy balancer. A pool per worker is how a thread learns its slot of the plan: Piscina
+ * gives every thread of a pool the same workerData, so a crashed thread's replacement gets the
+ * same slot and device, and reloads its sessions before it takes requests again.
+ */
+import { EventEmitter } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import { RuntimeError } from '../errors.js';
+import type { Plan, PlannedWorker } from '../plan/types.js';
+import { cudaProviderFix, cudaProviderStatus } from './cuda.js';
+import type {
+  InferResult,
+  LoadFailure,
+  SessionReport,
+  Task,
+  TensorSignature,
+  WireTensor,
+  WorkerReport,
+} from './messages.js';
+
+const WORKER_FILE = fileURLToPath(new URL('./worker.js', import.meta.url));
+
+export type WorkerState = 'loading' | 'ready' | 'failed' | 'closed';
+
+export interface RuntimeOptions {
+  /** Test switch: open sessions on the CPU while keeping the planned devices. */
+  readonly forceCpuSessions?: boolean;
+  /** Test switch: delay each thread's load, to kill a thread mid-load. */
+  readonly loadDelayMs?: number;
+}
+
+export interface ModelInfo {
+  readonly name: string;
+  readonly service: string;
+  readonly inputs: readonly TensorSignature[];
+  readonly outputs: readonly TensorSignature[];
+}
+
+export interface WorkerStatus {
+  readonly service: string;
+  readonly worker: number;
+  readonly state: WorkerState;
+  readonly threadId: number | null;
+  readonly restarts: number;
+  readonly inFlight: number;
+  readonly completed: number;
+  readonly sessions: readonly SessionReport[];
+}
+
+/** Runtime events, for logs and metrics. */
+export interface RuntimeEvents {
+  'session-loaded': [worker: PlannedWorker, report: SessionReport];
+  'worker-exit': [worker: PlannedWorker, error: Error];
+  'worker-ready': [worker: PlannedWorker, report: WorkerReport, restart: boolean];
+  'worker-failed': [worker: PlannedWorker, error: RuntimeError];
+}
+
+function isFailure(r: WorkerReport | LoadFailure): r is LoadFailure {
+  return 'failed' in r;
+}
+
+function loadError(w: PlannedWorker, f: LoadFailure): RuntimeError {
+  const where = `service \`${w.service}\`, worker ${w.worker}, model \`${f.model}\` on ${f.device}`;
+  if (f.cudaProviderMissing) {
+    return new RuntimeError(
+      'BENTO_ERR_RUNTIME_CUDA_PROVIDER',
+      `${where}: onnxruntime-node could not load its CUDA provider (${f.message.split('\n')[0]}); ${cudaProviderFix()}`,
+    );
+  }
+  return new RuntimeError('BENTO_ERR_RUNTIME_MODEL_LOAD', `${where}: failed to load: ${f.message}`);
+}
+
+/** One planned worker: a single-thread pool whose thread holds that worker's sessions. */
+class WorkerHandle {
+  state: WorkerState = 'loading';
+  inFlight = 0;
+  completed = 0;
+  restarts = 0;
+  report: WorkerReport | null = null;
+  readonly pool: Piscina<Task, WorkerReport | LoadFailure | InferResult>;
+  private created = 0;
+
+  constructor(
+    readonly planned: PlannedWorker,
+    opts: RuntimeOptions,
+    private readonly events: EventEmitter<RuntimeEvents>,
+  ) {
+    this.pool = new Piscina({
+      filename: WORKER_FILE,
+      name: 'default',
+      minThreads: 1,
+      maxThreads: 1,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      workerData: {
+        worker: planned,
+        forceCpuSessions: opts.forceCpuSessions === true,
+        loadDelayMs: opts.loadDelayMs ?? 0,
+      },
+    });
+    this.pool.on('message', (m: { kind?: string; report?: SessionReport }) => {
+      if (m.kind === 'session-loaded' && m.report) this.events.emit('session-loaded', planned, m.report);
+    });
+    // A thread that dies with no task in flight surfaces here; Piscina replaces it.
+    this.pool.on('error', (e: Error) => this.onExit(e));
+    this.pool.on('workerDestroy', () => {
+      if (this.state !== 'closed') this.state = 'loading';
+    });
+    this.pool.on('workerCreate', () => {
+      this.created++;
+      if (this.created > 1 && this.state !== 'closed') void this.reload();
+    });
+  }
+
+  private onExit(e: Error): void {
+    if (this.state === 'closed') return;
+    this.state = 'loading';
+    this.events.emit('worker-exit', this.planned, e);
+  }
+
+  /** Waits for the thread's sessions; throws the load failure with its cause. */
+  async init(): Promise<WorkerReport> {
+    const r = (await this.pool.run({ kind: 'init' })) as WorkerReport | LoadFailure;
+    if (isFailure(r)) {
+      this.state = 'failed';
+      throw loadError(this.planned, r);
+    }
+    this.report = r;
+    this.state = 'ready';
+    return r;
+  }
+
+  private async reload(): Promise<void> {
+    this.restarts++;
+    this.state = 'loading';
+    try {
+      const report = await this.init();
+      this.events.emit('worker-ready', this.planned, report, true);
+    } catch (e) {
+      const err =
+        e instanceof RuntimeError
+          ? e
+          : new RuntimeError('BENTO_ERR_RUNTIME_WORKER_DIED', String(e), { cause: e });
+      this.state = 'failed';
+      this.events.emit('worker-failed', this.planned, err);
+    }
+  }
+
+  async run(task: Task, transferList: ArrayBufferLike[]): Promise<InferResult> {
+    this.inFlight++;
+    try {
+      return (await this.pool.run(task, {
+        transferList: transferList as ArrayBuffer[],
+      })) as InferResult;
+    } catch (e) {
+      throw new RuntimeError(
+        'BENTO_ERR_RUNTIME_WORKER_DIED',
+        `service \`${this.planned.service}\`, worker ${this.planned.worker}: ${(e as Error).message}`,
+        { kind: 'INTERNAL', cause: e },
+      );
+    } finally {
+      this.inFlight--;
+      this.completed++;
+    }
+  }
+
+  status(): WorkerStatus {
+    return {
+      service: this.planned.service,
+      worker: this.planned.worker,
+      state: this.state,
+      threadId: this.pool.threads[0]?.threadId ?? null,
+      restarts: this.restarts,
+      inFlight: this.inFlight,
+      completed: this.completed,
+      sessions: this.report?.sessions ?? [],
+    };
+  }
+
+  async close(): Promise<void> {
+    this.state = 'closed';
+    await this.pool.close();
+  }
+}
+
+export interface Runtime {
+  readonly plan: Plan;
+  readonly events: EventEmitter<RuntimeEvents>;
+  /** Every model served, with its signature read from the loaded sessions. */
+  readonly models: ReadonlyMap<string, ModelInfo>;
+  /** Runs one request on the least busy ready worker holding the model. */
+  infer(
+    model: string,
+    inputs: Readonly<Record<string, WireTensor>>,
+    outputs: readonly string[],
+  ): Promise<InferResult>;
+  /** True when every worker has its sessions loaded. */
+  ready(): boolean;
+  /** True when at least one worker holding `model` is ready. */
+  modelReady(model: string): boolean;
+  workers(): WorkerStatus[];
+  /** Test switch: ends the thread of a worker as a crash would. */
+  crashWorker(service: string, worker: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Where tensor bytes live, to hand the buffers over instead of copying them. */
+function buffersOf(inputs: Readonly<Record<string, WireTensor>>): ArrayBufferLike[] {
+  const out = new Set<ArrayBufferLike>();
+  for (const t of Object.values(inputs)) if (!Array.isArray(t.data)) out.add(t.data.buffer);
+  return [...out];
+}
+
+/**
+ * Starts a thread per planned worker and waits until every session is loaded. A model that
+ * fails to load fails the start with its cause (the threads are closed again).
+ */
+export async function startRuntime(
+  plan: Plan,
+  opts: RuntimeOptions = {},
+  events = new EventEmitter<RuntimeEvents>(),
+): Promise<Runtime> {
+  const needsCuda = plan.placements.some((p) => p.deviceId !== null);
+  if (needsCuda && !opts.forceCpuSessions) {
+    const cuda = cudaProviderStatus();
+    if (!cuda.installed) {
+      const gpu = plan.placements.find((p) => p.deviceId !== null)!;
+      throw new RuntimeError(
+        'BENTO_ERR_RUNTIME_CUDA_PROVIDER',
+        `the plan puts model \`${gpu.model}\` (service \`${gpu.service}\`) on ${gpu.device}, but the installed onnxruntime-node has no CUDA provider (missing in ${cuda.runtimeDir}: ${cuda.missingFiles.join(', ')}). To fix: ${cudaProviderFix()}`,
+      );
+    }
+  }
+  const handles = plan.services.flatMap((s) =>
+    s.workers.map((w) => new WorkerHandle(w, opts, events)),
+  );
+  const bySlot = new Map(handles.map((h) => [`${h.planned.service}/${h.planned.worker}`, h]));
+  const results = await Promise.allSettled(handles.map((h) => h.init()));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.allSettled(handles.map((h) => h.close()));
+    throw failed.reason;
+  }
+  for (const h of handles) events.emit('worker-ready', h.planned, h.report!, false);
+
+  const models = new Map<string, ModelInfo>();
+  const holders = new Map<string, WorkerHandle[]>();
+  for (const h of handles) {
+    for (const s of h.report!.sessions) {
+      if (!models.has(s.model)) {
+        models.set(s.model, { name: s.model, service: h.planned.service, inputs: s.inputs, outputs: s.outputs });
+      }
+      holders.set(s.model, [...(holders.get(s.model) ?? []), h]);
+    }
+  }
+  let turn = 0;
+  /** Least busy ready worker holding the model; ties rotate so idle workers share the load. */
+  function pick(model: string): WorkerHandle | undefined {
+    const candidates = holders.get(model) ?? [];
+    let best: WorkerHandle | undefined;
+    const n = candidates.length;
+    turn = (turn + 1) % Math.max(1, n);
+    for (let i = 0; i < n; i++) {
+      const h = candidates[(turn + i) % n]!;
+      if (h.state === 'ready' && (!best || h.inFlight < best.inFlight)) best = h;
+    }
+    return best;
+  }
+
+  return {
+    plan,
+    events,
+    models,
+    async infer(model, inputs, outputs) {
+      const h = pick(model);
+      if (!h) {
+        throw new RuntimeError(
+          'BENTO_ERR_RUNTIME_WORKER_DIED',
+          `no worker holding model \`${model}\` is ready (reloading after a crash)`,
+          { kind: 'UNAVAILABLE' },
+        );
+      }
+      return h.run({ kind: 'infer', model, inputs, outputs }, buffersOf(inputs));
+    },
+    ready: () => handles.every((h) => h.state === 'ready'),
+    modelReady: (model) => (holders.get(model) ?? []).some((h) => h.state === 'ready'),
+    workers: () => handles.map((h) => h.status()),
+    async crashWorker(service, worker) {
+      const h = bySlot.get(`${service}/${worker}`);
+      if (!h) throw new RuntimeError('BENTO_ERR_RUNTIME_WORKER_DIED', `no worker ${service}/${worker}`);
+      await h.pool.run({ kind: 'crash' }).catch(() => undefined);
+    },
+    async close() {
+      await Promise.allSettled(handles.map((h) => h.close()));
+    },
+  };
+}
