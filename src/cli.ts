@@ -2,10 +2,23 @@
  * The command line: argument parsing and wiring of the stages, nothing else.
  * Exit codes (DESIGN.md): 0 success, 2 invalid spec or usage, 1 runtime failure.
  */
+import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { BentoError, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, PlanError, SpecError, UsageError } from './errors.js';
+import {
+  BentoError,
+  EXIT_OK,
+  EXIT_RUNTIME,
+  EXIT_USAGE,
+  PlanError,
+  RuntimeError,
+  SpecError,
+  UsageError,
+} from './errors.js';
+import { createLogger, isLogLevel, type LogFormat, type LogLevel } from './log.js';
+import { type RuntimeEvents, startRuntime } from './runtime/pool.js';
+import { type RunningServer, startServer } from './server/http.js';
 import { discoverDevices, formatPlanTable, planPlacement, planToJson } from './plan/index.js';
 import { type Diagnostic, diagnosticToJson, formatDiagnostic } from './spec/diagnostics.js';
 import { schemaText } from './spec/schema.js';
@@ -85,6 +98,21 @@ then an estimate of the GPU memory each GPU needs.
 Exit 0 when the spec can be placed, 2 when it is invalid or cannot be placed.`,
     options: ['format', 'cpu', 'service', 'strict'],
     run: planCommand,
+  },
+  serve: {
+    summary: 'serve the spec over HTTP (the default command)',
+    usage: `bento-run [serve] SPEC.yaml [--host H] [--port P] [--cpu] [--service NAME]...
+                [--log-level debug|info|warn|error] [--log-format text|json]
+
+Validates and plans the spec (exit 2 if it is invalid or cannot be placed), starts one
+worker thread per planned worker with its own onnxruntime sessions on its device, and
+serves the Open Inference Protocol (KServe v2 REST) on HTTP.
+  --host, --port  override server.host and server.port (--port 0 picks a free port)
+  --cpu           run every worker on the CPU, whatever the spec's GPUs
+  --service       serve only this service (repeatable; Kubernetes runs one per pod)
+SIGTERM or SIGINT stops accepting, finishes in-flight requests, and exits 0.`,
+    options: ['host', 'port', 'cpu', 'service'],
+    run: serveCommand,
   },
   schema: {
     summary: 'print the JSON Schema of bentofile.yaml',
@@ -257,4 +285,89 @@ function planCommand(files: string[], opts: Options, io: CliIO): number {
   return EXIT_OK;
 }
 
-export { EXIT_USAGE };
+function logOptions(opts: Options): { level: LogLevel; format: LogFormat } {
+  const level = opts['log-level'] ?? 'info';
+  const format = opts['log-format'] ?? 'text';
+  if (!isLogLevel(level)) throw new UsageError(`--log-level must be debug, info, warn or error (got ${level})`);
+  if (format !== 'text' && format !== 'json') throw new UsageError(`--log-format must be text or json (got ${format})`);
+  return { level, format };
+}
+
+function parsePort(value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(`--port must be an integer from 0 to 65535 (got ${value})`);
+  }
+  return port;
+}
+
+/** Test switches, read from the environment; each is named for what it does. */
+function testSwitches(env: NodeJS.ProcessEnv) {
+  return {
+    forceCpuSessions: env.BENTO_TEST_FORCE_CPU_SESSIONS === '1',
+    loadDelayMs: Number(env.BENTO_TEST_LOAD_DELAY_MS ?? 0) || 0,
+    testHooks: env.BENTO_TEST_HOOKS === '1',
+  };
+}
+
+async function serveCommand(files: string[], opts: Options, io: CliIO): Promise<number> {
+  requireFiles(files, 'serve', true);
+  const log = createLogger({ ...logOptions(opts), write: io.stderr });
+  const port = parsePort(opts.port, 0);
+  const { spec, warnings } = loadSpec(files[0]!);
+  for (const w of warnings) io.stderr(`${formatDiagnostic(w)}\n`);
+  const discovery = discoverDevices({ env: io.env });
+  const plan = planPlacement(spec, discovery.devices, {
+    cpu: opts.cpu === true,
+    services: opts.service ?? [],
+    cudaVisibleDevices: discovery.cudaVisibleDevices,
+  });
+  for (const w of plan.warnings) io.stderr(`${formatDiagnostic(w)}\n`);
+  // nvidia-smi numbers GPUs in PCI order, CUDA fastest first: make CUDA agree with the plan.
+  process.env.CUDA_DEVICE_ORDER ??= 'PCI_BUS_ID';
+  const switches = testSwitches(io.env);
+  if (switches.forceCpuSessions) {
+    log.warn('test switch BENTO_TEST_FORCE_CPU_SESSIONS: every session opens on the CPU, planned devices are kept');
+  }
+  const events = new EventEmitter<RuntimeEvents>();
+  events.on('session-loaded', (w, r) => {
+    log.info(`loaded  service=${w.service} worker=${w.worker} model=${r.model} device=${r.device} in ${r.loadMs.toFixed(1)} ms`, {
+      event: 'session-loaded', service: w.service, worker: w.worker, model: r.model, device: r.device, load_ms: r.loadMs,
+    });
+  });
+  events.on('worker-exit', (w) => {
+    log.warn(`worker thread died: service=${w.service} worker=${w.worker}; replacing it on the same device`, { event: 'worker-exit', service: w.service, worker: w.worker });
+  });
+  events.on('worker-ready', (w, _r, restart) => {
+    if (restart) log.info(`worker back: service=${w.service} worker=${w.worker}, sessions reloaded`, { event: 'worker-ready', service: w.service, worker: w.worker });
+  });
+  events.on('worker-failed', (w, e) => {
+    log.error(`worker could not reload: service=${w.service} worker=${w.worker}: ${e.message}`, { event: 'worker-failed', service: w.service, worker: w.worker });
+  });
+  const runtime = await startRuntime(plan, switches, events);
+  let server: RunningServer;
+  try {
+    server = await startServer(runtime, {
+      host: opts.host ?? spec.server.host,
+      port: opts.port === undefined ? spec.server.port : port,
+      version: version(),
+      log,
+      testHooks: switches.testHooks,
+    });
+  } catch (e) {
+    await runtime.close();
+    const err = e as NodeJS.ErrnoException;
+    throw new RuntimeError('BENTO_ERR_RUNTIME_SHUTDOWN', `cannot listen: ${err.message}`, { cause: e });
+  }
+  log.info(`bento-run ${version()} serving ${runtime.models.size} model(s) on ${server.url}`, { event: 'listening', url: server.url, port: server.port });
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  log.info(`${signal}: finishing in-flight requests, then stopping`, { event: 'draining', signal });
+  await server.drain();
+  await runtime.close();
+  log.info('stopped', { event: 'stopped' });
+  return EXIT_OK;
+}

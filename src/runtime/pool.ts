@@ -52,7 +52,7 @@ export interface WorkerStatus {
 /** Runtime events, for logs and metrics. */
 export interface RuntimeEvents {
   'session-loaded': [worker: PlannedWorker, report: SessionReport];
-  'worker-exit': [worker: PlannedWorker, error: Error];
+  'worker-exit': [worker: PlannedWorker];
   'worker-ready': [worker: PlannedWorker, report: WorkerReport, restart: boolean];
   'worker-failed': [worker: PlannedWorker, error: RuntimeError];
 }
@@ -102,21 +102,18 @@ class WorkerHandle {
     this.pool.on('message', (m: { kind?: string; report?: SessionReport }) => {
       if (m.kind === 'session-loaded' && m.report) this.events.emit('session-loaded', planned, m.report);
     });
-    // A thread that dies with no task in flight surfaces here; Piscina replaces it.
-    this.pool.on('error', (e: Error) => this.onExit(e));
+    // A thread that dies with no task in flight is reported as a pool 'error'; one with tasks
+    // fails them instead. Either way Piscina replaces the thread, and workerDestroy tells us.
+    this.pool.on('error', () => undefined);
     this.pool.on('workerDestroy', () => {
-      if (this.state !== 'closed') this.state = 'loading';
+      if (this.state === 'closed') return;
+      this.state = 'loading';
+      this.events.emit('worker-exit', this.planned);
     });
     this.pool.on('workerCreate', () => {
       this.created++;
       if (this.created > 1 && this.state !== 'closed') void this.reload();
     });
-  }
-
-  private onExit(e: Error): void {
-    if (this.state === 'closed') return;
-    this.state = 'loading';
-    this.events.emit('worker-exit', this.planned, e);
   }
 
   /** Waits for the thread's sessions; throws the load failure with its cause. */

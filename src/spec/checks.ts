@@ -1,20 +1,30 @@
 /**
  * Cross-reference checks that a JSON Schema cannot express. Each is a small function from the
  * (schema-shaped, maybe partly invalid) document to diagnostics, defensive about shapes the
- * schema already reported.
+ * schema already reported, and silent where the schema's error is the root cause (a service
+ * naming models when `models:` itself is missing would otherwise report every name).
  */
+import { readdirSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Diagnostic } from './diagnostics.js';
+import { asRecord, isRecord, type Locator, suggest, suggester } from './locator.js';
 import type { OnnxReadResult } from './onnx-info.js';
-import { asRecord, type Locator, suggest } from './locator.js';
 
 export interface CheckContext {
   readonly value: Record<string, unknown>;
   readonly at: Locator;
   /** Model name -> what reading its file gave (absent when files are not checked). */
   readonly onnx: ReadonlyMap<string, OnnxReadResult>;
+  /** Absolute folder of the spec file, for "did you mean" on a missing model file. */
+  readonly dir: string;
 }
 
-type Check = (ctx: CheckContext) => Diagnostic[];
+/** The context and what more than one check derives from it, computed once. */
+interface Derived extends CheckContext {
+  readonly unknownReferences: readonly UnknownReference[];
+}
+
+type Check = (ctx: Derived) => Diagnostic[];
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
 
@@ -30,79 +40,115 @@ function serviceModels(s: Record<string, unknown>): string[] {
   return Array.isArray(s.models) ? s.models.filter((m): m is string => typeof m === 'string') : [];
 }
 
+/** Names for a message: the first few, then how many more (a spec may declare thousands). */
+function listOf(names: readonly string[], max = 10): string {
+  if (names.length === 0) return 'none';
+  const shown = names.slice(0, max).join(', ');
+  return names.length > max ? `${shown} and ${names.length - max} more` : shown;
+}
+
+/** resources.gpu, 0 when absent; null when the schema already reported it. */
 function gpuCount(s: Record<string, unknown>): number | null {
   const gpu = asRecord(s.resources).gpu ?? 0;
   return isInt(gpu) && gpu >= 0 ? gpu : null;
 }
 
-const modelFiles: Check = ({ value, at, onnx }) => {
+interface UnknownReference {
+  readonly service: string;
+  readonly index: number;
+  readonly model: string;
+  /** The declared model it is a near miss of, if any. */
+  readonly meant: string | undefined;
+}
+
+/** The undeclared models the services name; none when `models:` itself is broken. */
+function unknownReferences(ctx: CheckContext): UnknownReference[] {
+  if (!isRecord(ctx.value.models)) return [];
+  const declared = new Set(modelNames(ctx));
+  const meant = suggester([...declared]);
+  return services(ctx).flatMap(([service, s]) =>
+    (Array.isArray(s.models) ? s.models : []).flatMap((model: unknown, index) =>
+      typeof model === 'string' && !declared.has(model)
+        ? [{ service, index, model, meant: meant(model) }]
+        : [],
+    ),
+  );
+}
+
+const modelFiles: Check = ({ value, at, onnx, dir }) => {
   const out: Diagnostic[] = [];
   for (const [name, result] of onnx) {
     if (result.ok) continue;
-    const path = asRecord(asRecord(value.models)[name]).path;
-    const where = ['models', name, 'path'];
+    const path = String(asRecord(asRecord(value.models)[name]).path);
+    let message = `model \`${name}\`: ${path} ${result.reason}`;
+    let suggestion: string | undefined;
+    if (result.missing) {
+      const near = siblingFile(resolve(dir, path));
+      suggestion = near && join(dirname(path), near);
+      message += suggestion
+        ? `; did you mean ${suggestion}?`
+        : " (model paths are relative to the spec's folder)";
+    }
     out.push(
       at.diag(
         result.missing ? 'model-not-found' : 'not-onnx',
-        where,
-        `model \`${name}\`: ${String(path)} ${result.reason} (paths are relative to the spec's folder)`,
+        ['models', name, 'path'],
+        message,
+        suggestion ? { suggestion } : {},
       ),
     );
   }
   return out;
 };
 
+/** A file next to where `path` should be whose name is a near miss of it. */
+function siblingFile(path: string): string | undefined {
+  try {
+    return suggest(basename(path), readdirSync(dirname(path)));
+  } catch {
+    return undefined;
+  }
+}
+
 const batchingNeedsDynamicBatch: Check = ({ value, at, onnx }) => {
   const out: Diagnostic[] = [];
   for (const [name, raw] of Object.entries(asRecord(value.models))) {
     const result = onnx.get(name);
     if (asRecord(raw).batching === undefined || !result?.ok) continue;
-    for (const [kind, tensors] of [
-      ['input', result.info.inputs],
-      ['output', result.info.outputs],
-    ] as const) {
-      for (const t of tensors) {
-        const d0 = t.dims?.[0];
-        if (t.dims && (t.dims.length === 0 || typeof d0 === 'number')) {
-          const shape = `[${t.dims.map((d) => d ?? '?').join(', ')}]`;
-          out.push(
-            at.diag(
-              'batching-fixed-batch',
-              ['models', name, 'batching'],
-              `model \`${name}\`: batching merges requests along dimension 0, but ${kind} \`${t.name}\` has shape ${shape}${t.dims.length === 0 ? ' (a scalar)' : ` with dimension 0 fixed at ${d0}`}; remove batching or export the model with a dynamic batch dimension`,
-              { key: true },
-            ),
-          );
-        }
-      }
-    }
+    const fixed = [
+      ...result.info.inputs.map((t) => ({ kind: 'input', t })),
+      ...result.info.outputs.map((t) => ({ kind: 'output', t })),
+    ].filter(({ t }) => t.dims !== null && (t.dims.length === 0 || typeof t.dims[0] === 'number'));
+    if (fixed.length === 0) continue;
+    // One diagnostic per model: every fixed tensor is the same problem with the same fix.
+    const tensors = fixed.map(
+      ({ kind, t }) => `${kind} \`${t.name}\` [${(t.dims ?? []).map((d) => d ?? '?').join(', ')}]`,
+    );
+    const list =
+      tensors.length > 1 ? `${tensors.slice(0, -1).join(', ')} and ${tensors.at(-1)}` : tensors[0];
+    out.push(
+      at.diag(
+        'batching-fixed-batch',
+        ['models', name, 'batching'],
+        `model \`${name}\`: batching merges requests along dimension 0, but dimension 0 is fixed in ${list}; remove batching or export the model with a dynamic batch dimension`,
+        { key: true },
+      ),
+    );
   }
   return out;
 };
 
-const serviceModelsDeclared: Check = (ctx) => {
-  const out: Diagnostic[] = [];
-  const declared = modelNames(ctx);
-  for (const [name, s] of services(ctx)) {
-    if (!Array.isArray(s.models)) continue;
-    s.models.forEach((m, i) => {
-      if (typeof m !== 'string' || declared.includes(m)) return;
-      const best = suggest(m, declared);
-      const hint = best
-        ? `; did you mean \`${best}\`?`
-        : ` (declared models: ${declared.join(', ') || 'none'})`;
-      out.push(
-        ctx.at.diag(
-          'unknown-model',
-          ['services', name, 'models', i],
-          `service \`${name}\` names model \`${m}\`, which is not declared under models${hint}`,
-          best ? { suggestion: best } : {},
-        ),
-      );
-    });
-  }
-  return out;
-};
+const serviceModelsDeclared: Check = (ctx) =>
+  ctx.unknownReferences.map(({ service, index, model, meant }) =>
+    ctx.at.diag(
+      'unknown-model',
+      ['services', service, 'models', index],
+      `service \`${service}\` names model \`${model}\`, which is not declared under models${
+        meant ? `; did you mean \`${meant}\`?` : ` (declared: ${listOf(modelNames(ctx))})`
+      }`,
+      meant ? { suggestion: meant } : {},
+    ),
+  );
 
 const modelServedOnce: Check = (ctx) => {
   const out: Diagnostic[] = [];
@@ -126,7 +172,13 @@ const modelServedOnce: Check = (ctx) => {
 };
 
 const unusedModels: Check = (ctx) => {
-  const used = new Set(services(ctx).flatMap(([, s]) => serviceModels(s)));
+  // Only when every service lists its models: otherwise "unused" restates the service's error.
+  const all = services(ctx);
+  const complete = all.every(([, s]) => Array.isArray(s.models) && s.models.length > 0);
+  if (!isRecord(ctx.value.services) || all.length === 0 || !complete) return [];
+  // A near miss (`clasifier`) counts as a use of the model it was meant to be.
+  const meant = ctx.unknownReferences.flatMap((r) => (r.meant ? [r.meant] : []));
+  const used = new Set([...all.flatMap(([, s]) => serviceModels(s)), ...meant]);
   return modelNames(ctx)
     .filter((m) => !used.has(m))
     .map((m) =>
@@ -144,9 +196,11 @@ const workerPlacement: Check = (ctx) => {
     if (gpu === null || !Array.isArray(s.workers)) continue;
     const models = serviceModels(s);
     const valid = Array.from({ length: gpu }, (_, i) => i).join(', ');
+    const gpuSetting = asRecord(s.resources).gpu === undefined ? 'is not set' : 'is 0';
     s.workers.forEach((raw, w) => {
       const worker = asRecord(raw);
       const base = ['services', name, 'workers', w];
+      const who = `service \`${name}\`, worker ${w}`;
       if (gpu === 0) {
         for (const key of ['gpus', 'placement'] as const) {
           if (worker[key] === undefined) continue;
@@ -154,23 +208,19 @@ const workerPlacement: Check = (ctx) => {
             ctx.at.diag(
               'gpus-on-cpu-service',
               [...base, key],
-              `service \`${name}\` is CPU-only (resources.gpu is 0), so worker ${w} cannot have ${key}; set resources.gpu or remove ${key}`,
+              `${who}: cannot have ${key}, the service runs on the CPU (resources.gpu ${gpuSetting}); set resources.gpu or remove ${key}`,
               { key: true },
             ),
           );
         }
         return;
       }
+      const outOfRange = (g: number) =>
+        `${who}: GPU ${g} is out of range (resources.gpu is ${gpu}; valid: ${valid})`;
       const gpus = Array.isArray(worker.gpus) ? worker.gpus.filter(isInt) : null;
       (Array.isArray(worker.gpus) ? worker.gpus : []).forEach((g, i) => {
         if (isInt(g) && g >= gpu) {
-          out.push(
-            ctx.at.diag(
-              'gpu-out-of-range',
-              [...base, 'gpus', i],
-              `GPU ${g} is out of range (resources.gpu is ${gpu}; valid: ${valid})`,
-            ),
-          );
+          out.push(ctx.at.diag('gpu-out-of-range', [...base, 'gpus', i], outOfRange(g)));
         }
       });
       for (const [model, g] of Object.entries(asRecord(worker.placement))) {
@@ -180,24 +230,18 @@ const workerPlacement: Check = (ctx) => {
             ctx.at.diag(
               'placement-unknown-model',
               where,
-              `model \`${model}\` is not loaded by service \`${name}\` (its models: ${models.join(', ') || 'none'})`,
+              `${who}: placement names model \`${model}\`, which this service does not load (its models: ${listOf(models)})`,
               { key: true },
             ),
           );
         } else if (isInt(g) && g >= gpu) {
-          out.push(
-            ctx.at.diag(
-              'gpu-out-of-range',
-              where,
-              `GPU ${g} is out of range (resources.gpu is ${gpu}; valid: ${valid})`,
-            ),
-          );
+          out.push(ctx.at.diag('gpu-out-of-range', where, outOfRange(g)));
         } else if (isInt(g) && gpus !== null && !gpus.includes(g)) {
           out.push(
             ctx.at.diag(
               'placement-gpu-not-in-worker',
               where,
-              `model \`${model}\` is placed on GPU ${g}, which is not among this worker's gpus [${gpus.join(', ')}]`,
+              `${who}: model \`${model}\` is placed on GPU ${g}, which is not among the worker's gpus (valid: ${gpus.filter((x) => x < gpu).join(', ') || 'none'})`,
             ),
           );
         }
@@ -214,7 +258,7 @@ const gpuTypeNeedsGpus: Check = (ctx) =>
       ctx.at.diag(
         'gpu-type-without-gpus',
         ['services', name, 'resources', 'gpu_type'],
-        `service \`${name}\` sets gpu_type but resources.gpu is 0, so it runs on the CPU and gpu_type is ignored`,
+        `service \`${name}\` sets gpu_type but no GPUs (resources.gpu is 0 or not set), so it runs on the CPU and gpu_type is ignored`,
         { key: true, severity: 'warning' },
       ),
     );
@@ -243,5 +287,6 @@ const CHECKS: readonly Check[] = [
 ];
 
 export function runChecks(ctx: CheckContext): Diagnostic[] {
-  return CHECKS.flatMap((check) => check(ctx));
+  const derived: Derived = { ...ctx, unknownReferences: unknownReferences(ctx) };
+  return CHECKS.flatMap((check) => check(derived));
 }

@@ -14,12 +14,10 @@ export interface Locator {
     message: string,
     opts?: { key?: boolean; suggestion?: string; severity?: 'error' | 'warning' },
   ): Diagnostic;
-  node(path: readonly PathSegment[]): Node | undefined;
 }
 
 export function locator(parsed: ParsedSpec): Locator {
   return {
-    node: (path) => nodeAt(parsed, path),
     diag(code, path, message, opts = {}) {
       const node = opts.key ? (keyAt(parsed, path) ?? nodeAt(parsed, path)) : nodeAt(parsed, path);
       const { line, column } = positionOf(parsed, node ?? nearestNode(parsed, path));
@@ -46,16 +44,38 @@ function nearestNode(parsed: ParsedSpec, path: readonly PathSegment[]): Node | u
   return undefined;
 }
 
+/** The choice `word` was probably meant to be: same letters in another case, or a near miss. */
 export function suggest(word: string, choices: readonly string[]): string | undefined {
-  if (choices.length === 0) return undefined;
-  const best = closest(word, [...choices]);
-  const limit = Math.max(1, Math.floor(Math.max(word.length, best.length) / 3));
-  return distance(word, best) <= limit ? best : undefined;
+  return suggester(choices)(word);
 }
 
+/** `suggest` over one list of choices, prepared once for many words (a spec's model names). */
+export function suggester(choices: readonly string[]): (word: string) => string | undefined {
+  const byLower = new Map(choices.map((c) => [c.toLowerCase(), c]));
+  const lowered = [...byLower.keys()];
+  return (word) => {
+    if (lowered.length === 0) return undefined;
+    const lower = word.toLowerCase();
+    const best = byLower.has(lower) ? lower : closest(lower, lowered);
+    const limit = Math.max(1, Math.floor(Math.max(word.length, best.length) / 3));
+    const near = distance(lower, best) <= limit || isSwap(lower, best);
+    return near ? byLower.get(best) : undefined;
+  };
+}
+
+/** Two neighbouring letters typed in the wrong order (`prot`): one slip, though Levenshtein counts 2. */
+function isSwap(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  const diff = [...a].flatMap((ch, i) => (ch === b[i] ? [] : [i]));
+  const [i, j] = diff;
+  return diff.length === 2 && j === i! + 1 && a[i!] === b[j] && a[j] === b[i!];
+}
+
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** `v` as a mapping, or an empty one: the checks read shapes the schema may have rejected. */
 export function asRecord(v: unknown): Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v)
-    ? (v as Record<string, unknown>)
-    : {};
+  return isRecord(v) ? v : {};
 }
-

@@ -3,7 +3,7 @@
  * onnxruntime: the validator uses it to tell an ONNX model from another file and to check that
  * batching has a dynamic dimension 0.
  */
-import { openSync, readSync, closeSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import onnxProto from 'onnx-proto';
 
 const { onnx } = onnxProto;
@@ -75,7 +75,8 @@ export function readOnnxInfo(path: string): OnnxReadResult {
   } finally {
     closeSync(fd);
   }
-  if (!looksLikeProtobuf(head)) return { ok: false, reason: 'is not an ONNX model (not protobuf)' };
+  if (!looksLikeProtobuf(head))
+    return { ok: false, reason: 'is not an ONNX model (not a protobuf file)' };
   let model: InstanceType<typeof onnx.ModelProto>;
   try {
     model = onnx.ModelProto.decode(readFileSync(path));
@@ -95,7 +96,9 @@ export function readOnnxInfo(path: string): OnnxReadResult {
       irVersion: ir,
       opsetVersion: opset ? Number(opset.version) : null,
       // Old exporters list initializers among the inputs; they are not fed by requests.
-      inputs: (model.graph.input ?? []).filter((v) => !initializers.has(v.name ?? '')).map(tensorInfo),
+      inputs: (model.graph.input ?? [])
+        .filter((v) => !initializers.has(v.name ?? ''))
+        .map(tensorInfo),
       outputs: (model.graph.output ?? []).map(tensorInfo),
     },
   };

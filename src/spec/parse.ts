@@ -13,8 +13,11 @@ import {
   isSeq,
   LineCounter,
   type Node,
+  type Pair,
   parseDocument,
+  Scalar,
   type YAMLError,
+  type YAMLMap,
 } from 'yaml';
 import { SpecError } from '../errors.js';
 import { type Diagnostic, joinPath } from './diagnostics.js';
@@ -28,7 +31,7 @@ export interface ParsedSpec {
   readonly text: string;
   readonly doc: Document.Parsed;
   readonly lineCounter: LineCounter;
-  /** The document as plain data (aliases resolved). */
+  /** The document as plain data (aliases resolved; of duplicate keys, the first one). */
   readonly value: unknown;
   /** YAML problems: syntax errors, duplicate keys. */
   readonly diagnostics: readonly Diagnostic[];
@@ -38,18 +41,24 @@ export interface ParsedSpec {
 
 export type PathSegment = string | number;
 
+const READ_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file',
+  EISDIR: 'it is a directory',
+  EACCES: 'permission denied',
+};
+
 /** Reads and parses a spec file. A file that cannot be read is a spec error, not a crash. */
 export function readSpecFile(file: string): ParsedSpec {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    const reason = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : String(e);
+    const err = e as NodeJS.ErrnoException;
     throw new SpecError([
       {
         code: 'unreadable-file',
         severity: 'error',
-        message: `cannot read the spec: ${reason}`,
+        message: `cannot read the spec: ${READ_ERRORS[err.code ?? ''] ?? err.message}`,
         path: '',
         file,
         line: 0,
@@ -62,17 +71,25 @@ export function readSpecFile(file: string): ParsedSpec {
 
 export function parseSpec(text: string, file: string): ParsedSpec {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // Duplicate keys are found below, with the line of the first occurrence in the message.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
   const diagnostics: Diagnostic[] = [];
-  let fatal = false;
-  const keyPaths = doc.errors.some((e) => e.code === 'DUPLICATE_KEY')
-    ? keyPathsByOffset(doc)
-    : new Map();
-  for (const e of [...doc.errors, ...doc.warnings]) {
-    const isError = doc.errors.includes(e);
-    if (isError && e.code !== 'DUPLICATE_KEY') fatal = true;
-    diagnostics.push(yamlDiagnostic(e, file, text, lineCounter, keyPaths, isError));
+  const at = (offset: number) => {
+    const { line, col } = lineCounter.linePos(offset);
+    return { file, line, column: col };
+  };
+  const syntaxLines = new Set<number>();
+  for (const e of doc.errors) {
+    const d = { ...syntaxDiagnostic(e, doc, text, at), severity: 'error' as const };
+    // One mistake often trips the parser twice on the same line; the first report is the clearest.
+    if (syntaxLines.has(d.line)) continue;
+    syntaxLines.add(d.line);
+    diagnostics.push(d);
   }
+  for (const e of doc.warnings)
+    diagnostics.push({ ...syntaxDiagnostic(e, doc, text, at), severity: 'warning' });
+  let fatal = doc.errors.length > 0;
+  if (!fatal) diagnostics.push(...dropDuplicateKeys(doc, at));
   let value: unknown = null;
   if (!fatal) {
     try {
@@ -90,53 +107,107 @@ export function parseSpec(text: string, file: string): ParsedSpec {
       });
     }
   }
-  return {
-    file,
-    dir: dirname(resolve(file)),
-    text,
-    doc,
-    lineCounter,
-    value,
-    diagnostics,
-    fatal,
-  };
+  return { file, dir: dirname(resolve(file)), text, doc, lineCounter, value, diagnostics, fatal };
 }
 
-function yamlDiagnostic(
+type At = (offset: number) => { file: string; line: number; column: number };
+
+/**
+ * A syntax error where the user can fix it. The parser notices an unclosed `[` or quote only at
+ * the next line or at the end of the file, so those point back at the opening character; an
+ * indentation error points at the misplaced key rather than at the spaces before it.
+ */
+function syntaxDiagnostic(
   e: YAMLError,
-  file: string,
+  doc: Document.Parsed,
   text: string,
-  lc: LineCounter,
-  keyPaths: ReadonlyMap<number, string>,
-  isError: boolean,
-): Diagnostic {
-  const { line, col } = lc.linePos(e.pos[0]);
-  let message = e.message.split('\n')[0] ?? e.message;
-  let path = '';
-  if (e.code === 'DUPLICATE_KEY') {
-    const key = text.slice(e.pos[0], e.pos[1]).trim();
-    path = keyPaths.get(e.pos[0]) ?? '';
-    message = `duplicate key \`${key}\`: each key may appear once in a mapping`;
-  } else {
-    message = `YAML syntax error: ${message.replace(/ at line \d+, column \d+:?$/, '')}`;
+  at: At,
+): Omit<Diagnostic, 'severity'> {
+  const pos = e.pos[0];
+  const first = e.message.split('\n')[0] ?? e.message;
+  let offset = pos;
+  // yaml's sentences start in uppercase; after "YAML syntax error:" ours continue in lowercase.
+  let message = first
+    .replace(/ at line \d+, column \d+:?$/, '')
+    .replace(/^[A-Z][a-z]/, (c) => c.toLowerCase());
+  const flow = /^Flow (sequence|map)/.exec(first);
+  if (flow) {
+    const open = openedBefore(doc, pos, (n) => (isSeq(n) || isMap(n)) && n.flow === true);
+    if (open?.range) {
+      const [o, c] = flow[1] === 'sequence' ? ['[', ']'] : ['{', '}'];
+      offset = open.range[0];
+      message = `this ${o} is never closed: add ${c} after the last item`;
+    }
+  } else if (e.code === 'MISSING_CHAR' && first.includes('quote')) {
+    const open = openedBefore(
+      doc,
+      pos,
+      (n) => isScalar(n) && (n.type === Scalar.QUOTE_DOUBLE || n.type === Scalar.QUOTE_SINGLE),
+    );
+    if (open?.range) {
+      offset = open.range[0];
+      message = `this string is never closed: add the closing ${text[offset]}`;
+    }
+  } else if (e.code === 'BAD_INDENT') {
+    while (text[offset] === ' ') offset++;
+  } else if (e.code === 'BLOCK_AS_IMPLICIT_KEY' || e.code === 'MULTILINE_IMPLICIT_KEY') {
+    // `version: 1` followed by a deeper-indented `name: x`: the parser reads both lines as one key.
+    const next = text.indexOf('\n', pos);
+    if (next >= 0) {
+      offset = next + 1;
+      while (text[offset] === ' ') offset++;
+      message = 'this line is indented deeper than the key above it, which already has a value';
+    }
+  } else if (e.code === 'TAB_AS_INDENT') {
+    message = `${message}; indent with spaces`;
   }
-  return {
-    code: e.code === 'DUPLICATE_KEY' ? 'duplicate-key' : 'yaml-syntax',
-    severity: isError ? 'error' : 'warning',
-    message,
-    path,
-    file,
-    line,
-    column: col,
-  };
+  return { code: 'yaml-syntax', message: `YAML syntax error: ${message}`, path: '', ...at(offset) };
 }
 
-function keyPathsByOffset(doc: Document.Parsed): Map<number, string> {
-  const out = new Map<number, string>();
-  walk(doc.contents, [], (_node, segments, keyNode) => {
-    if (keyNode?.range) out.set(keyNode.range[0], joinPath(segments));
+/** The innermost node matching `match` that starts before `pos` and runs up to it. */
+function openedBefore(doc: Document.Parsed, pos: number, match: (n: Node) => boolean) {
+  let best: Node | undefined;
+  walk(doc.contents, [], (node) => {
+    const r = node.range;
+    if (r && r[0] < pos && r[1] >= pos && match(node) && (!best || r[0] > best.range![0])) {
+      best = node;
+    }
+  });
+  return best;
+}
+
+/**
+ * Reports each repeated key in a mapping and removes it, so that the rest of the validator sees
+ * the first value, the one that the position lookups (`nodeAt`) also find.
+ */
+function dropDuplicateKeys(doc: Document.Parsed, at: At): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  walk(doc.contents, [], (node, segments) => {
+    if (!isMap(node)) return;
+    const firstAt = new Map<string, number>();
+    node.items = node.items.filter((pair) => {
+      const key = keyName(pair.key);
+      const offset = (pair.key as Node | null)?.range?.[0] ?? 0;
+      const first = firstAt.get(key);
+      if (first === undefined) {
+        firstAt.set(key, offset);
+        return true;
+      }
+      out.push({
+        code: 'duplicate-key',
+        severity: 'error',
+        message: `duplicate key \`${key}\` (first set on line ${at(first).line}); a key may appear once in a mapping`,
+        path: joinPath([...segments, key]),
+        ...at(offset),
+      });
+      return false;
+    });
   });
   return out;
+}
+
+function keyName(key: unknown): string {
+  return isScalar(key) ? String(key.value) : String(key);
 }
 
 type Visitor = (node: Node, segments: PathSegment[], keyNode: Node | null) => void;
@@ -148,7 +219,7 @@ function walk(node: unknown, segments: PathSegment[], visit: Visitor, keyNode: N
   if (isMap(node)) {
     for (const pair of node.items) {
       if (!isPair(pair)) continue;
-      const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+      const key = keyName(pair.key);
       const k = (isScalar(pair.key) ? pair.key : null) as Node | null;
       if (pair.value === null || pair.value === undefined) {
         // `key:` with nothing after it: record the key's position for the path.
@@ -158,7 +229,7 @@ function walk(node: unknown, segments: PathSegment[], visit: Visitor, keyNode: N
       walk(pair.value, [...segments, key], visit, k);
     }
   } else if (isSeq(node)) {
-    node.items.forEach((item, i) => walk(item, [...segments, i], visit));
+    for (const [i, item] of node.items.entries()) walk(item, [...segments, i], visit);
   }
 }
 
@@ -173,13 +244,27 @@ export function collectPositions(parsed: ParsedSpec): Map<string, SourcePosition
   return out;
 }
 
+/** Pairs of each mapping by key, built on first lookup: specs with thousands of models stay linear. */
+const pairIndex = new WeakMap<YAMLMap, Map<string, Pair>>();
+
+function pairOf(map: YAMLMap, key: string): Pair | undefined {
+  let index = pairIndex.get(map);
+  if (!index) {
+    index = new Map();
+    // The first pair wins, as in the value the validator sees.
+    for (const p of map.items) if (!index.has(keyName(p.key))) index.set(keyName(p.key), p);
+    pairIndex.set(map, index);
+  }
+  return index.get(key);
+}
+
 /** The node at `segments`, or undefined. Aliases are followed. */
 export function nodeAt(parsed: ParsedSpec, segments: readonly PathSegment[]): Node | undefined {
   let node: unknown = parsed.doc.contents;
   for (const s of segments) {
     if (node instanceof Alias) node = node.resolve(parsed.doc);
     if (isMap(node)) {
-      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(s));
+      const pair = pairOf(node, String(s));
       if (!pair) return undefined;
       node = pair.value ?? pair.key;
     } else if (isSeq(node) && typeof s === 'number') {
@@ -196,9 +281,9 @@ export function nodeAt(parsed: ParsedSpec, segments: readonly PathSegment[]): No
 export function keyAt(parsed: ParsedSpec, segments: readonly PathSegment[]): Node | undefined {
   const parent = segments.length === 0 ? undefined : nodeAt(parsed, segments.slice(0, -1));
   if (!isMap(parent)) return undefined;
-  const last = String(segments[segments.length - 1]);
-  const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === last);
-  return (pair?.key ?? undefined) as Node | undefined;
+  return (pairOf(parent, String(segments[segments.length - 1]))?.key ?? undefined) as
+    | Node
+    | undefined;
 }
 
 export function positionOf(parsed: ParsedSpec, node: Node | undefined): SourcePosition {

@@ -18,14 +18,22 @@ export function schemaText(): string {
 
 let compiled: ValidateFunction | undefined;
 
-/** The compiled validator (allErrors, strict, with `errorMessage` from ajv-errors). */
+/** The compiled validator (allErrors, strict, verbose, with `errorMessage` from ajv-errors). */
 export function schemaValidator(): ValidateFunction {
   if (compiled) return compiled;
-  const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+  // verbose: errors carry their schema, whose `properties` give "did you mean" and "valid: …".
+  const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
   // yaml-language-server and VS Code read these; ajv only needs to know they are annotations.
   for (const keyword of ['markdownDescription', 'defaultSnippets', 'deprecationMessage']) {
     ajv.addKeyword({ keyword, metaSchema: {} });
   }
+  // `x-messages`: our wording per failed keyword, for schemas with subschemas. A string
+  // `errorMessage` there would hide the subschemas' errors (ajv-errors) and override the unknown-key
+  // and missing-key messages in editors, and an object one reaches editors as a non-string message.
+  ajv.addKeyword({
+    keyword: 'x-messages',
+    metaSchema: { type: 'object', additionalProperties: { type: 'string' } },
+  });
   ajvErrors.default(ajv);
   compiled = ajv.compile(JSON.parse(schemaText()) as object);
   return compiled;

@@ -86,6 +86,8 @@ export interface LspClientOptions {
   serverScript?: string;
   /** Extra server arguments; `--stdio` is always passed. */
   serverArgs?: string[];
+  /** Node options put before the script, e.g. `--import=<file URL>` to preload a module. */
+  nodeArgs?: string[];
   /** Working directory of the server process. */
   cwd?: string;
   /** `rootUri` sent in `initialize`. Default null. */
@@ -116,7 +118,11 @@ export const DEFAULT_YAML_SETTINGS: YamlSettings = {
 /** Path of yaml-language-server's executable script, as installed for this project. */
 export function yamlLanguageServerScript(): string {
   const require = createRequire(import.meta.url);
-  return join(dirname(require.resolve('yaml-language-server/package.json')), 'bin', 'yaml-language-server');
+  return join(
+    dirname(require.resolve('yaml-language-server/package.json')),
+    'bin',
+    'yaml-language-server',
+  );
 }
 
 /** The `file://` URI of an absolute path, as editors send it. */
@@ -138,6 +144,7 @@ interface DiagnosticsWaiter {
 }
 
 const LOG_LINES_KEPT = 40;
+const STDERR_KEPT = 256 * 1024;
 
 export class LspClient {
   /** Every `workspace/configuration` section the server asked for, in order. */
@@ -148,10 +155,11 @@ export class LspClient {
   readonly diagnostics = new Map<string, Diagnostic[]>();
 
   private readonly log: string[] = [];
+  private stderrText = '';
   private readonly waiters = new Map<string, DiagnosticsWaiter[]>();
   private readonly exited: Promise<void>;
   private exitInfo: string | null = null;
-  private versions = new Map<string, number>();
+  private readonly versions = new Map<string, number>();
   private closed = false;
   private yamlSectionServed!: () => void;
   private readonly yamlSectionAsked = new Promise<void>((resolve) => {
@@ -165,16 +173,20 @@ export class LspClient {
     private readonly timeoutMs: number,
   ) {
     this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
+      child.once('close', (code, signal) => {
         this.exitInfo = signal ? `killed by ${signal}` : `exit code ${code}`;
-        this.failAllWaiters(new Error(`language server exited (${this.exitInfo})${this.logTail()}`));
+        this.failAllWaiters(
+          new Error(`language server exited (${this.exitInfo})${this.logTail()}`),
+        );
         resolve();
       });
     });
     child.once('error', (err) => this.remember(`[spawn error] ${err.message}`));
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (chunk: string) => {
-      for (const line of chunk.split('\n')) if (line.trim() !== '') this.remember(`[stderr] ${line}`);
+      if (this.stderrText.length < STDERR_KEPT) this.stderrText += chunk;
+      for (const line of chunk.split('\n'))
+        if (line.trim() !== '') this.remember(`[stderr] ${line}`);
     });
 
     connection.onRequest('workspace/configuration', (params: { items: ConfigurationItem[] }) => {
@@ -218,7 +230,8 @@ export class LspClient {
   /** Spawns the server and runs `initialize` + `initialized`. */
   static async start(options: LspClientOptions = {}): Promise<LspClient> {
     const script = options.serverScript ?? yamlLanguageServerScript();
-    const child = spawn(process.execPath, [script, '--stdio', ...(options.serverArgs ?? [])], {
+    const args = [...(options.nodeArgs ?? []), script, '--stdio', ...(options.serverArgs ?? [])];
+    const child = spawn(process.execPath, args, {
       cwd: options.cwd,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -302,16 +315,17 @@ export class LspClient {
     return published;
   }
 
-  /** Replaces the whole text of an open document and resolves with its next diagnostics. */
-  async change(uri: string, text: string): Promise<Diagnostic[]> {
+  /**
+   * Replaces the whole text of an open document, as an unsaved edit. Requests sent afterwards see
+   * the new text (the server handles messages in order); its diagnostics come later, debounced.
+   */
+  async change(uri: string, text: string): Promise<void> {
     const version = (this.versions.get(uri) ?? 1) + 1;
     this.versions.set(uri, version);
-    const published = this.nextDiagnostics(uri, `textDocument/didChange of ${uri}`);
     await this.connection.sendNotification('textDocument/didChange', {
       textDocument: { uri, version },
       contentChanges: [{ text }],
     });
-    return published;
   }
 
   async close(uri: string): Promise<void> {
@@ -333,9 +347,16 @@ export class LspClient {
     return this.request<Hover | null>('textDocument/hover', { textDocument: { uri }, position });
   }
 
+  /** Everything the server wrote on stderr so far (the first 256 KiB). */
+  get stderr(): string {
+    return this.stderrText;
+  }
+
   /** What the server logged lately (stderr, window/logMessage), for failure messages. */
   logTail(): string {
-    return this.log.length === 0 ? '' : `\nlanguage server log (last lines):\n${this.log.join('\n')}`;
+    return this.log.length === 0
+      ? ''
+      : `\nlanguage server log (last lines):\n${this.log.join('\n')}`;
   }
 
   /** `shutdown` + `exit`, then waits for the process to end; kills it if it does not. Idempotent. */
@@ -361,12 +382,18 @@ export class LspClient {
       params === undefined
         ? this.connection.sendRequest<R>(method)
         : this.connection.sendRequest<R>(method, params);
-    return withTimeout(sent, timeoutMs, () => `no answer to ${method} within ${timeoutMs} ms`).catch(
-      (err: unknown) => {
-        const message = err instanceof Error ? err.message : String(err);
-        throw new Error(`${method} failed: ${message}${this.logTail()}`);
-      },
-    );
+    // A server that dies fails the request at once rather than at the timeout.
+    const died = this.exited.then(() => {
+      throw new Error(`the language server exited (${this.exitInfo}) before answering`);
+    });
+    return withTimeout(
+      Promise.race([sent, died]),
+      timeoutMs,
+      () => `no answer to ${method} within ${timeoutMs} ms`,
+    ).catch((err: unknown) => {
+      const message = err instanceof Error ? err.message : String(err);
+      throw new Error(`${method} failed: ${message}${this.logTail()}`);
+    });
   }
 
   private nextDiagnostics(uri: string, after: string): Promise<Diagnostic[]> {
