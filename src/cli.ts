@@ -17,9 +17,9 @@ import {
   UsageError,
 } from './errors.js';
 import { createLogger, isLogLevel, type LogFormat, type LogLevel } from './log.js';
+import { discoverDevices, formatPlanTable, planPlacement, planToJson } from './plan/index.js';
 import { type RuntimeEvents, startRuntime } from './runtime/pool.js';
 import { type RunningServer, startServer } from './server/http.js';
-import { discoverDevices, formatPlanTable, planPlacement, planToJson } from './plan/index.js';
 import { type Diagnostic, diagnosticToJson, formatDiagnostic } from './spec/diagnostics.js';
 import { schemaText } from './spec/schema.js';
 import { loadSpec } from './spec/validate.js';
@@ -189,7 +189,12 @@ async function dispatch(argv: readonly string[], io: CliIO): Promise<number> {
   }
   let parsed: { values: Options; positionals: string[] };
   try {
-    parsed = parseArgs({ args: [...rest], options: OPTIONS, allowPositionals: true, strict: true }) as {
+    parsed = parseArgs({
+      args: [...rest],
+      options: OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    }) as {
       values: Options;
       positionals: string[];
     };
@@ -225,7 +230,9 @@ function reportError(e: unknown, io: CliIO, json: boolean): number {
     if (!e.userError && e.stack) io.stderr(`${e.stack}\n`);
     return e.exitCode;
   }
-  io.stderr(`bento-run: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  io.stderr(
+    `bento-run: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+  );
   return EXIT_RUNTIME;
 }
 
@@ -235,8 +242,10 @@ function printDiagnostics(ds: readonly Diagnostic[], io: CliIO, json: boolean): 
 }
 
 function requireFiles(files: string[], name: string, one = false): void {
-  if (files.length === 0) throw new UsageError(`\`${name}\` needs a spec file\n\nUsage: ${COMMANDS[name]?.usage}\n`);
-  if (one && files.length > 1) throw new UsageError(`\`${name}\` takes one spec file (got ${files.length})`);
+  if (files.length === 0)
+    throw new UsageError(`\`${name}\` needs a spec file\n\nUsage: ${COMMANDS[name]?.usage}\n`);
+  if (one && files.length > 1)
+    throw new UsageError(`\`${name}\` takes one spec file (got ${files.length})`);
 }
 
 function validateCommand(files: string[], opts: Options, io: CliIO): number {
@@ -288,8 +297,10 @@ function planCommand(files: string[], opts: Options, io: CliIO): number {
 function logOptions(opts: Options): { level: LogLevel; format: LogFormat } {
   const level = opts['log-level'] ?? 'info';
   const format = opts['log-format'] ?? 'text';
-  if (!isLogLevel(level)) throw new UsageError(`--log-level must be debug, info, warn or error (got ${level})`);
-  if (format !== 'text' && format !== 'json') throw new UsageError(`--log-format must be text or json (got ${format})`);
+  if (!isLogLevel(level))
+    throw new UsageError(`--log-level must be debug, info, warn or error (got ${level})`);
+  if (format !== 'text' && format !== 'json')
+    throw new UsageError(`--log-format must be text or json (got ${format})`);
   return { level, format };
 }
 
@@ -313,6 +324,11 @@ function testSwitches(env: NodeJS.ProcessEnv) {
 
 async function serveCommand(files: string[], opts: Options, io: CliIO): Promise<number> {
   requireFiles(files, 'serve', true);
+  // Listen for the stop signals first: one that arrives while models load still stops cleanly.
+  const stop = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
   const log = createLogger({ ...logOptions(opts), write: io.stderr });
   const port = parsePort(opts.port, 0);
   const { spec, warnings } = loadSpec(files[0]!);
@@ -328,22 +344,44 @@ async function serveCommand(files: string[], opts: Options, io: CliIO): Promise<
   process.env.CUDA_DEVICE_ORDER ??= 'PCI_BUS_ID';
   const switches = testSwitches(io.env);
   if (switches.forceCpuSessions) {
-    log.warn('test switch BENTO_TEST_FORCE_CPU_SESSIONS: every session opens on the CPU, planned devices are kept');
+    log.warn(
+      'test switch BENTO_TEST_FORCE_CPU_SESSIONS: every session opens on the CPU, planned devices are kept',
+    );
   }
   const events = new EventEmitter<RuntimeEvents>();
   events.on('session-loaded', (w, r) => {
-    log.info(`loaded  service=${w.service} worker=${w.worker} model=${r.model} device=${r.device} in ${r.loadMs.toFixed(1)} ms`, {
-      event: 'session-loaded', service: w.service, worker: w.worker, model: r.model, device: r.device, load_ms: r.loadMs,
-    });
+    log.info(
+      `loaded  service=${w.service} worker=${w.worker} model=${r.model} device=${r.device} in ${r.loadMs.toFixed(1)} ms`,
+      {
+        event: 'session-loaded',
+        service: w.service,
+        worker: w.worker,
+        model: r.model,
+        device: r.device,
+        load_ms: r.loadMs,
+      },
+    );
   });
   events.on('worker-exit', (w) => {
-    log.warn(`worker thread died: service=${w.service} worker=${w.worker}; replacing it on the same device`, { event: 'worker-exit', service: w.service, worker: w.worker });
+    log.warn(
+      `worker thread died: service=${w.service} worker=${w.worker}; replacing it on the same device`,
+      { event: 'worker-exit', service: w.service, worker: w.worker },
+    );
   });
   events.on('worker-ready', (w, _r, restart) => {
-    if (restart) log.info(`worker back: service=${w.service} worker=${w.worker}, sessions reloaded`, { event: 'worker-ready', service: w.service, worker: w.worker });
+    if (restart)
+      log.info(`worker back: service=${w.service} worker=${w.worker}, sessions reloaded`, {
+        event: 'worker-ready',
+        service: w.service,
+        worker: w.worker,
+      });
   });
   events.on('worker-failed', (w, e) => {
-    log.error(`worker could not reload: service=${w.service} worker=${w.worker}: ${e.message}`, { event: 'worker-failed', service: w.service, worker: w.worker });
+    log.error(`worker could not reload: service=${w.service} worker=${w.worker}: ${e.message}`, {
+      event: 'worker-failed',
+      service: w.service,
+      worker: w.worker,
+    });
   });
   const runtime = await startRuntime(plan, switches, events);
   let server: RunningServer;
@@ -358,13 +396,16 @@ async function serveCommand(files: string[], opts: Options, io: CliIO): Promise<
   } catch (e) {
     await runtime.close();
     const err = e as NodeJS.ErrnoException;
-    throw new RuntimeError('BENTO_ERR_RUNTIME_SHUTDOWN', `cannot listen: ${err.message}`, { cause: e });
+    throw new RuntimeError('BENTO_ERR_RUNTIME_SHUTDOWN', `cannot listen: ${err.message}`, {
+      cause: e,
+    });
   }
-  log.info(`bento-run ${version()} serving ${runtime.models.size} model(s) on ${server.url}`, { event: 'listening', url: server.url, port: server.port });
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
+  log.info(`bento-run ${version()} serving ${runtime.models.size} model(s) on ${server.url}`, {
+    event: 'listening',
+    url: server.url,
+    port: server.port,
   });
+  const signal = await stop;
   log.info(`${signal}: finishing in-flight requests, then stopping`, { event: 'draining', signal });
   await server.drain();
   await runtime.close();

@@ -35,7 +35,7 @@ export function cudaProviderStatus(runtimeDir = onnxruntimeBinDir()): CudaProvid
 /** What to tell a user whose plan needs CUDA but whose onnxruntime-node has no provider. */
 export function cudaProviderFix(): string {
   return [
-    "reinstall onnxruntime-node with its CUDA 12 provider (Linux x64): ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node",
+    'reinstall onnxruntime-node with its CUDA 12 provider (Linux x64): ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node',
     '(or npm install --onnxruntime-node-install=cuda12); CUDA 12 and cuDNN 9 libraries must be loadable (LD_LIBRARY_PATH);',
     'or run every worker on the CPU with --cpu',
   ].join(' ');

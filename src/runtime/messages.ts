@@ -68,7 +68,9 @@ export interface SessionReport {
   readonly outputs: readonly TensorSignature[];
 }
 
-export type ProviderOption = { readonly name: 'cpu' } | { readonly name: 'cuda'; readonly deviceId: number };
+export type ProviderOption =
+  | { readonly name: 'cpu' }
+  | { readonly name: 'cuda'; readonly deviceId: number };
 
 export interface WorkerReport {
   readonly service: string;

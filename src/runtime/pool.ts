@@ -100,7 +100,8 @@ class WorkerHandle {
       },
     });
     this.pool.on('message', (m: { kind?: string; report?: SessionReport }) => {
-      if (m.kind === 'session-loaded' && m.report) this.events.emit('session-loaded', planned, m.report);
+      if (m.kind === 'session-loaded' && m.report)
+        this.events.emit('session-loaded', planned, m.report);
     });
     // A thread that dies with no task in flight is reported as a pool 'error'; one with tasks
     // fails them instead. Either way Piscina replaces the thread, and workerDestroy tells us.
@@ -246,7 +247,12 @@ export async function startRuntime(
   for (const h of handles) {
     for (const s of h.report!.sessions) {
       if (!models.has(s.model)) {
-        models.set(s.model, { name: s.model, service: h.planned.service, inputs: s.inputs, outputs: s.outputs });
+        models.set(s.model, {
+          name: s.model,
+          service: h.planned.service,
+          inputs: s.inputs,
+          outputs: s.outputs,
+        });
       }
       holders.set(s.model, [...(holders.get(s.model) ?? []), h]);
     }
@@ -285,7 +291,8 @@ export async function startRuntime(
     workers: () => handles.map((h) => h.status()),
     async crashWorker(service, worker) {
       const h = bySlot.get(`${service}/${worker}`);
-      if (!h) throw new RuntimeError('BENTO_ERR_RUNTIME_WORKER_DIED', `no worker ${service}/${worker}`);
+      if (!h)
+        throw new RuntimeError('BENTO_ERR_RUNTIME_WORKER_DIED', `no worker ${service}/${worker}`);
       await h.pool.run({ kind: 'crash' }).catch(() => undefined);
     },
     async close() {

@@ -73,7 +73,9 @@ async function load(): Promise<WorkerReport | LoadFailure> {
         model: s.model,
         device: s.device,
         message,
-        cudaProviderMissing: /Failed to load (shared )?library|providers_(cuda|shared)/.test(message),
+        cudaProviderMissing: /Failed to load (shared )?library|providers_(cuda|shared)/.test(
+          message,
+        ),
       };
     }
   }
@@ -89,7 +91,9 @@ async function infer(task: Extract<Task, { kind: 'infer' }>): Promise<InferResul
   }
   const started = performance.now();
   const results =
-    task.outputs.length > 0 ? await session.run(feeds, [...task.outputs]) : await session.run(feeds);
+    task.outputs.length > 0
+      ? await session.run(feeds, [...task.outputs])
+      : await session.run(feeds);
   const inferMs = performance.now() - started;
   const outputs: Record<string, WireTensor> = {};
   const transfer = new Set<ArrayBufferLike>();

@@ -46,7 +46,12 @@ export function statusFor(e: unknown): number {
   return e instanceof BentoError ? STATUS[e.kind] : 500;
 }
 
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+function send(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/json',
@@ -58,7 +63,11 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const tooLarge = () =>
-    new HttpError('BENTO_ERR_HTTP_TOO_LARGE', 'TOO_LARGE', `request body is larger than the limit of ${limit} bytes`);
+    new HttpError(
+      'BENTO_ERR_HTTP_TOO_LARGE',
+      'TOO_LARGE',
+      `request body is larger than the limit of ${limit} bytes`,
+    );
   const declared = Number(req.headers['content-length'] ?? Number.NaN);
   if (declared > limit) return Promise.reject(tooLarge());
   return new Promise((resolve, reject) => {
@@ -81,7 +90,14 @@ function timeout<T>(p: Promise<T>, seconds: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new HttpError('BENTO_ERR_HTTP_TIMEOUT', 'TIMEOUT', `${what} did not finish within ${seconds}s (traffic.timeout_s)`)),
+      () =>
+        reject(
+          new HttpError(
+            'BENTO_ERR_HTTP_TIMEOUT',
+            'TIMEOUT',
+            `${what} did not finish within ${seconds}s (traffic.timeout_s)`,
+          ),
+        ),
       seconds * 1000,
     );
   });
@@ -100,7 +116,10 @@ export async function startServer(runtime: Runtime, opts: ServerOptions): Promis
   const notFound = (what: string) => new HttpError('BENTO_ERR_HTTP_NOT_FOUND', 'NOT_FOUND', what);
   const modelOr404 = (name: string) => {
     const m = runtime.models.get(name);
-    if (!m) throw notFound(`unknown model \`${name}\` (models: ${[...runtime.models.keys()].join(', ')})`);
+    if (!m)
+      throw notFound(
+        `unknown model \`${name}\` (models: ${[...runtime.models.keys()].join(', ')})`,
+      );
     return m;
   };
 
@@ -112,7 +131,14 @@ export async function startServer(runtime: Runtime, opts: ServerOptions): Promis
     if (busy >= service.maxConcurrency) {
       req.resume();
       metrics.requests.inc({ model: name, status: '503' });
-      send(res, 503, { error: `service \`${service.name}\` is at its limit of ${service.maxConcurrency} requests in flight (traffic.max_concurrency); retry later` }, { 'retry-after': '1' });
+      send(
+        res,
+        503,
+        {
+          error: `service \`${service.name}\` is at its limit of ${service.maxConcurrency} requests in flight (traffic.max_concurrency); retry later`,
+        },
+        { 'retry-after': '1' },
+      );
       return;
     }
     inFlightByService.set(service.name, busy + 1);
@@ -124,19 +150,41 @@ export async function startServer(runtime: Runtime, opts: ServerOptions): Promis
       try {
         json = JSON.parse(body.toString('utf8'));
       } catch (e) {
-        throw new HttpError('BENTO_ERR_HTTP_BAD_REQUEST', 'INVALID_ARGUMENT', `request body is not valid JSON: ${(e as Error).message}`);
+        throw new HttpError(
+          'BENTO_ERR_HTTP_BAD_REQUEST',
+          'INVALID_ARGUMENT',
+          `request body is not valid JSON: ${(e as Error).message}`,
+        );
       }
       const request = parseInferRequest(json, model);
       const sent = performance.now();
-      const result = await timeout(runtime.infer(name, request.inputs, request.outputs), service.timeoutS, `inference on model \`${name}\``);
+      const result = await timeout(
+        runtime.infer(name, request.inputs, request.outputs),
+        service.timeoutS,
+        `inference on model \`${name}\``,
+      );
       const device = runtime.plan.placements.find((p) => p.model === name)?.device ?? 'cpu';
       metrics.inferenceSeconds.observe({ model: name, device }, result.inferMs / 1000);
-      metrics.queueSeconds.observe({ model: name }, Math.max(0, performance.now() - sent - result.inferMs) / 1000);
-      send(res, 200, { model_name: name, model_version: '1', ...(request.id === undefined ? {} : { id: request.id }), outputs: toResponseTensors(result.outputs) });
+      metrics.queueSeconds.observe(
+        { model: name },
+        Math.max(0, performance.now() - sent - result.inferMs) / 1000,
+      );
+      send(res, 200, {
+        model_name: name,
+        model_version: '1',
+        ...(request.id === undefined ? {} : { id: request.id }),
+        outputs: toResponseTensors(result.outputs),
+      });
     } catch (e) {
       status = statusFor(e);
       if (status >= 500) opts.log.warn(`model ${name}: ${(e as Error).message}`);
-      if (!res.headersSent) send(res, status, { error: (e as Error).message }, status === 503 ? { 'retry-after': '1' } : {});
+      if (!res.headersSent)
+        send(
+          res,
+          status,
+          { error: (e as Error).message },
+          status === 503 ? { 'retry-after': '1' } : {},
+        );
     } finally {
       inFlightByService.set(service.name, (inFlightByService.get(service.name) ?? 1) - 1);
       metrics.inFlight.dec({ service: service.name });
@@ -147,7 +195,12 @@ export async function startServer(runtime: Runtime, opts: ServerOptions): Promis
 
   function readiness() {
     const ready = runtime.ready() && !draining;
-    return { ready, workers: runtime.workers().map((w) => ({ service: w.service, worker: w.worker, state: w.state })) };
+    return {
+      ready,
+      workers: runtime
+        .workers()
+        .map((w) => ({ service: w.service, worker: w.worker, state: w.state })),
+    };
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -157,7 +210,8 @@ export async function startServer(runtime: Runtime, opts: ServerOptions): Promis
     const parts = path.split('/').slice(1).map(decodeURIComponent);
     const get = method === 'GET' || method === 'HEAD';
 
-    if (get && (path === '/v2/health/live' || path === '/livez')) return send(res, 200, { live: true });
+    if (get && (path === '/v2/health/live' || path === '/livez'))
+      return send(res, 200, { live: true });
     if (get && (path === '/v2/health/ready' || path === '/readyz')) {
       const r = readiness();
       return send(res, r.ready ? 200 : 503, r);
@@ -171,9 +225,26 @@ export async function startServer(runtime: Runtime, opts: ServerOptions): Promis
       return void res.end(text);
     }
     if (get && path === '/debug/workers') {
-      return send(res, 200, { workers: runtime.workers().map((w) => ({ ...w, planned: runtime.plan.services.find((s) => s.name === w.service)?.workers[w.worker]?.sessions.map((s) => ({ model: s.model, device: s.device, deviceId: s.deviceId })) })) });
+      return send(res, 200, {
+        workers: runtime.workers().map((w) => ({
+          ...w,
+          planned: runtime.plan.services
+            .find((s) => s.name === w.service)
+            ?.workers[w.worker]?.sessions.map((s) => ({
+              model: s.model,
+              device: s.device,
+              deviceId: s.deviceId,
+            })),
+        })),
+      });
     }
-    if (opts.testHooks && method === 'POST' && parts[0] === 'debug' && parts[1] === 'workers' && parts[4] === 'crash') {
+    if (
+      opts.testHooks &&
+      method === 'POST' &&
+      parts[0] === 'debug' &&
+      parts[1] === 'workers' &&
+      parts[4] === 'crash'
+    ) {
       await runtime.crashWorker(parts[2] ?? '', Number(parts[3]));
       return send(res, 200, { crashed: `${parts[2]}/${parts[3]}` });
     }
@@ -184,7 +255,8 @@ export async function startServer(runtime: Runtime, opts: ServerOptions): Promis
       if (rest[0] === 'versions' && rest[1] !== undefined) rest = rest.slice(2);
       const action = rest.join('/');
       if (action === 'infer') {
-        if (method !== 'POST') return send(res, 405, { error: 'use POST for /infer' }, { allow: 'POST' });
+        if (method !== 'POST')
+          return send(res, 405, { error: 'use POST for /infer' }, { allow: 'POST' });
         return infer(req, res, name);
       }
       if (get && action === '') return send(res, 200, modelMetadata(modelOr404(name)));

@@ -6,7 +6,8 @@ import type { Runtime } from '../runtime/pool.js';
 
 // Seconds: from well under a millisecond (tiny models on loopback) to a minute (timeouts).
 const BUCKETS = [
-  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+  30, 60,
 ];
 
 export interface Metrics {
@@ -24,7 +25,8 @@ export function createMetrics(runtime: Runtime): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'bento_process_' });
   const deviceOf = (service: string, worker: number) =>
-    runtime.plan.placements.find((p) => p.service === service && p.worker === worker)?.device ?? 'cpu';
+    runtime.plan.placements.find((p) => p.service === service && p.worker === worker)?.device ??
+    'cpu';
   const metrics: Metrics = {
     registry,
     requests: new Counter({
@@ -89,7 +91,11 @@ export function createMetrics(runtime: Runtime): Metrics {
   });
   for (const s of runtime.plan.services) metrics.inFlight.set({ service: s.name }, 0);
   runtime.events.on('worker-exit', (w) => {
-    metrics.workerRestarts.inc({ service: w.service, worker: String(w.worker), device: deviceOf(w.service, w.worker) });
+    metrics.workerRestarts.inc({
+      service: w.service,
+      worker: String(w.worker),
+      device: deviceOf(w.service, w.worker),
+    });
   });
   return metrics;
 }

@@ -4,8 +4,8 @@
  * request is an INVALID_ARGUMENT error raised here, before anything reaches a worker.
  */
 import { HttpError } from '../errors.js';
-import type { ModelInfo } from '../runtime/pool.js';
 import type { OrtType, TensorData, TensorSignature, WireTensor } from '../runtime/messages.js';
+import type { ModelInfo } from '../runtime/pool.js';
 import {
   elementCount,
   floatToHalf,
@@ -65,7 +65,8 @@ export function toTensorData(type: OrtType, values: unknown[], name: string): Te
   const fail = (i: number, want: string) =>
     bad(`input \`${name}\`: data[${i}] is ${JSON.stringify(values[i])}, expected ${want}`);
   if (type === 'string') {
-    for (let i = 0; i < values.length; i++) if (typeof values[i] !== 'string') throw fail(i, 'a string');
+    for (let i = 0; i < values.length; i++)
+      if (typeof values[i] !== 'string') throw fail(i, 'a string');
     return values as string[];
   }
   const out = new TYPED_ARRAY[type](values.length);
@@ -80,7 +81,9 @@ export function toTensorData(type: OrtType, values: unknown[], name: string): Te
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
       // Integers beyond 2^53 lose precision as JSON numbers; numeric strings carry them exactly.
-      const ok = (typeof v === 'number' && Number.isInteger(v)) || (typeof v === 'string' && /^-?\d+$/.test(v));
+      const ok =
+        (typeof v === 'number' && Number.isInteger(v)) ||
+        (typeof v === 'string' && /^-?\d+$/.test(v));
       if (!ok) throw fail(i, 'an integer');
       const b = BigInt(v as number | string);
       if (b < lo || b > hi) throw fail(i, `an integer in ${type} range`);
@@ -130,26 +133,34 @@ export function parseInferRequest(body: unknown, model: ModelInfo): InferRequest
   if (!isRecord(body)) throw bad('the request body must be a JSON object with `inputs`');
   const { id, inputs, outputs, parameters } = body;
   if (id !== undefined && typeof id !== 'string') throw bad('`id` must be a string');
-  if (parameters !== undefined && !isRecord(parameters)) throw bad('`parameters` must be an object');
+  if (parameters !== undefined && !isRecord(parameters))
+    throw bad('`parameters` must be an object');
   if (!Array.isArray(inputs) || inputs.length === 0) throw bad('`inputs` must be a non-empty list');
   const byName = new Map(model.inputs.map((s) => [s.name, s]));
   const tensors: Record<string, WireTensor> = {};
   for (const [i, raw] of inputs.entries()) {
-    if (!isRecord(raw)) throw bad(`inputs[${i}] must be an object with name, shape, datatype, data`);
+    if (!isRecord(raw))
+      throw bad(`inputs[${i}] must be an object with name, shape, datatype, data`);
     const name = raw.name;
     if (typeof name !== 'string') throw bad(`inputs[${i}].name must be a string`);
     const sig = byName.get(name);
     if (!sig) {
-      throw bad(`unknown input \`${name}\` for model \`${model.name}\` (inputs: ${model.inputs.map((s) => s.name).join(', ')})`);
+      throw bad(
+        `unknown input \`${name}\` for model \`${model.name}\` (inputs: ${model.inputs.map((s) => s.name).join(', ')})`,
+      );
     }
     if (name in tensors) throw bad(`input \`${name}\` is given twice`);
     const datatype = raw.datatype;
     if (!isProtocolDatatype(datatype)) {
-      throw bad(`input \`${name}\`: datatype ${JSON.stringify(datatype)} is not one of ${Object.keys(PROTOCOL_TO_ORT).join(', ')}`);
+      throw bad(
+        `input \`${name}\`: datatype ${JSON.stringify(datatype)} is not one of ${Object.keys(PROTOCOL_TO_ORT).join(', ')}`,
+      );
     }
     const type = PROTOCOL_TO_ORT[datatype];
     if (sig.type !== 'unknown' && type !== sig.type) {
-      throw bad(`input \`${name}\`: datatype ${datatype} does not match the model's ${ORT_TO_PROTOCOL[sig.type]}`);
+      throw bad(
+        `input \`${name}\`: datatype ${datatype} does not match the model's ${ORT_TO_PROTOCOL[sig.type]}`,
+      );
     }
     const dims = checkShape(name, raw.shape, sig);
     if (!Array.isArray(raw.data)) throw bad(`input \`${name}\`: data must be a list`);
@@ -163,8 +174,16 @@ export function parseInferRequest(body: unknown, model: ModelInfo): InferRequest
     tensors[name] = { type, dims, data: toTensorData(type, values, name) };
   }
   const missing = model.inputs.filter((s) => !(s.name in tensors)).map((s) => s.name);
-  if (missing.length > 0) throw bad(`missing input${missing.length > 1 ? 's' : ''} ${missing.map((m) => `\`${m}\``).join(', ')}`);
-  return { id, inputs: tensors, outputs: parseOutputs(outputs, model), parameters: parameters ?? {} };
+  if (missing.length > 0)
+    throw bad(
+      `missing input${missing.length > 1 ? 's' : ''} ${missing.map((m) => `\`${m}\``).join(', ')}`,
+    );
+  return {
+    id,
+    inputs: tensors,
+    outputs: parseOutputs(outputs, model),
+    parameters: parameters ?? {},
+  };
 }
 
 function parseOutputs(outputs: unknown, model: ModelInfo): string[] {
@@ -175,7 +194,9 @@ function parseOutputs(outputs: unknown, model: ModelInfo): string[] {
     const name = isRecord(o) ? o.name : undefined;
     if (typeof name !== 'string') throw bad(`outputs[${i}].name must be a string`);
     if (!known.has(name)) {
-      throw bad(`unknown output \`${name}\` for model \`${model.name}\` (outputs: ${[...known].join(', ')})`);
+      throw bad(
+        `unknown output \`${name}\` for model \`${model.name}\` (outputs: ${[...known].join(', ')})`,
+      );
     }
     return name;
   });
@@ -189,7 +210,9 @@ export function toJsonData(t: WireTensor): unknown[] {
   if (t.type === 'float16') return Array.from(d as Uint16Array, halfToFloat);
   if (d instanceof BigInt64Array || d instanceof BigUint64Array) {
     // Beyond 2^53 a JSON number cannot hold the value exactly; send those as strings.
-    return Array.from(d, (v: bigint) => (v <= 9007199254740991n && v >= -9007199254740991n ? Number(v) : v.toString()));
+    return Array.from(d, (v: bigint) =>
+      v <= 9007199254740991n && v >= -9007199254740991n ? Number(v) : v.toString(),
+    );
   }
   return Array.from(d as Float32Array);
 }

@@ -1,0 +1,210 @@
+/**
+ * `bento-run/client`: a small typed client for the Open Inference Protocol on undici. Typed
+ * arrays in, typed arrays out; it works against bento-run and any other v2 REST server.
+ */
+import { Pool } from 'undici';
+import type { OrtType, TensorData } from './runtime/messages.js';
+import {
+  floatToHalf,
+  halfToFloat,
+  isProtocolDatatype,
+  PROTOCOL_TO_ORT,
+  type ProtocolDatatype,
+  TYPED_ARRAY,
+} from './runtime/tensor.js';
+
+export type { ProtocolDatatype } from './runtime/tensor.js';
+
+export interface ClientTensor {
+  readonly datatype: ProtocolDatatype;
+  readonly shape: readonly number[];
+  /** FP16 travels as raw half bits in a Uint16Array; BOOL as a Uint8Array of 0/1. */
+  readonly data: TensorData;
+}
+
+export interface InferInput {
+  readonly data: TensorData | readonly number[] | readonly boolean[];
+  readonly shape: readonly number[];
+  /** Inferred from the typed array when absent (Uint16Array means UINT16; say FP16 for half). */
+  readonly datatype?: ProtocolDatatype;
+}
+
+export interface InferOptions {
+  readonly id?: string;
+  /** Output names to return; all when absent. */
+  readonly outputs?: readonly string[];
+  readonly parameters?: Readonly<Record<string, unknown>>;
+}
+
+export interface InferResponse {
+  readonly modelName: string;
+  readonly id: string | undefined;
+  readonly outputs: Readonly<Record<string, ClientTensor>>;
+}
+
+export interface TensorMetadata {
+  readonly name: string;
+  readonly datatype: ProtocolDatatype;
+  readonly shape: readonly number[];
+}
+
+export interface ModelMetadata {
+  readonly name: string;
+  readonly versions?: readonly string[];
+  readonly platform: string;
+  readonly inputs: readonly TensorMetadata[];
+  readonly outputs: readonly TensorMetadata[];
+}
+
+export interface ServerMetadata {
+  readonly name: string;
+  readonly version: string;
+  readonly extensions: readonly string[];
+}
+
+export class BentoClientError extends Error {
+  readonly code = 'BENTO_ERR_CLIENT_HTTP';
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BentoClientError';
+  }
+}
+
+function datatypeOf(data: InferInput['data']): ProtocolDatatype {
+  if (data instanceof Float32Array) return 'FP32';
+  if (data instanceof Float64Array) return 'FP64';
+  if (data instanceof Int8Array) return 'INT8';
+  if (data instanceof Int16Array) return 'INT16';
+  if (data instanceof Int32Array) return 'INT32';
+  if (data instanceof BigInt64Array) return 'INT64';
+  if (data instanceof Uint8Array) return 'UINT8';
+  if (data instanceof Uint16Array) return 'UINT16';
+  if (data instanceof Uint32Array) return 'UINT32';
+  if (data instanceof BigUint64Array) return 'UINT64';
+  const first = (data as readonly unknown[])[0];
+  if (typeof first === 'string') return 'BYTES';
+  if (typeof first === 'boolean') return 'BOOL';
+  return 'FP32';
+}
+
+function jsonData(datatype: ProtocolDatatype, data: InferInput['data']): unknown[] {
+  if (datatype === 'FP16' && data instanceof Uint16Array) return Array.from(data, halfToFloat);
+  if (datatype === 'BOOL' && data instanceof Uint8Array) return Array.from(data, (v) => v !== 0);
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
+    return Array.from(data, (v: bigint) =>
+      v <= 9007199254740991n && v >= -9007199254740991n ? Number(v) : v.toString(),
+    );
+  }
+  return Array.from(data as ArrayLike<unknown>);
+}
+
+/** JSON `data` -> the typed array for the datatype. */
+export function fromJsonData(datatype: ProtocolDatatype, values: readonly unknown[]): TensorData {
+  const type: OrtType = PROTOCOL_TO_ORT[datatype];
+  if (type === 'string') return values.map(String);
+  const out = new TYPED_ARRAY[type](values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (type === 'int64' || type === 'uint64') out[i] = BigInt(v as number | string);
+    else if (type === 'bool') out[i] = v ? 1 : 0;
+    else if (type === 'float16') out[i] = floatToHalf(v as number);
+    else out[i] = v as number;
+  }
+  return out as TensorData;
+}
+
+export class BentoClient {
+  private readonly pool: Pool;
+
+  constructor(
+    readonly baseUrl: string,
+    opts: { connections?: number } = {},
+  ) {
+    this.pool = new Pool(baseUrl, { connections: opts.connections ?? 16 });
+  }
+
+  private async request(method: 'GET' | 'POST', path: string, body?: string) {
+    const res = await this.pool.request({
+      method,
+      path,
+      ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/json' } }),
+    });
+    const text = await res.body.text();
+    return { status: res.statusCode, text };
+  }
+
+  private async json<T>(method: 'GET' | 'POST', path: string, body?: string): Promise<T> {
+    const { status, text } = await this.request(method, path, body);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new BentoClientError(status, `HTTP ${status}: ${text.slice(0, 200)}`);
+    }
+    if (status >= 400) {
+      const error = (parsed as { error?: string }).error ?? text;
+      throw new BentoClientError(status, `HTTP ${status}: ${error}`);
+    }
+    return parsed as T;
+  }
+
+  async infer(
+    model: string,
+    inputs: Readonly<Record<string, InferInput>>,
+    opts: InferOptions = {},
+  ): Promise<InferResponse> {
+    const body = {
+      ...(opts.id === undefined ? {} : { id: opts.id }),
+      inputs: Object.entries(inputs).map(([name, t]) => {
+        const datatype = t.datatype ?? datatypeOf(t.data);
+        return { name, shape: t.shape, datatype, data: jsonData(datatype, t.data) };
+      }),
+      ...(opts.outputs ? { outputs: opts.outputs.map((name) => ({ name })) } : {}),
+      ...(opts.parameters ? { parameters: opts.parameters } : {}),
+    };
+    const res = await this.json<{
+      model_name: string;
+      id?: string;
+      outputs: { name: string; datatype: string; shape: number[]; data: unknown[] }[];
+    }>('POST', `/v2/models/${encodeURIComponent(model)}/infer`, JSON.stringify(body));
+    const outputs: Record<string, ClientTensor> = {};
+    for (const o of res.outputs) {
+      if (!isProtocolDatatype(o.datatype))
+        throw new BentoClientError(200, `unknown datatype ${o.datatype}`);
+      outputs[o.name] = {
+        datatype: o.datatype,
+        shape: o.shape,
+        data: fromJsonData(o.datatype, o.data),
+      };
+    }
+    return { modelName: res.model_name, id: res.id, outputs };
+  }
+
+  metadata(): Promise<ServerMetadata>;
+  metadata(model: string): Promise<ModelMetadata>;
+  metadata(model?: string): Promise<ServerMetadata | ModelMetadata> {
+    return this.json(
+      'GET',
+      model === undefined ? '/v2' : `/v2/models/${encodeURIComponent(model)}`,
+    );
+  }
+
+  /** Server readiness, or one model's. */
+  async ready(model?: string): Promise<boolean> {
+    const path =
+      model === undefined ? '/v2/health/ready' : `/v2/models/${encodeURIComponent(model)}/ready`;
+    const { status } = await this.request('GET', path);
+    return status === 200;
+  }
+
+  async live(): Promise<boolean> {
+    return (await this.request('GET', '/v2/health/live')).status === 200;
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}
