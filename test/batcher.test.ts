@@ -19,8 +19,16 @@ describe('decide', () => {
     ['a batch past max_latency goes', { oldestWaitMs: 5 }, true],
     ['adaptive: no one else coming soon -> go', { arrivalGapMs: 10 }, true],
     ['adaptive: unknown arrival rate -> go', { arrivalGapMs: Number.POSITIVE_INFINITY }, true],
-    ['adaptive: waiting costs the queue more than a run -> go', { rows: 31, arrivalGapMs: 0.1 }, true],
-    ['adaptive: next request soon and runs are costly -> wait', { rows: 4, arrivalGapMs: 0.1 }, false],
+    [
+      'adaptive: waiting costs the queue more than a run -> go',
+      { rows: 31, arrivalGapMs: 0.1 },
+      true,
+    ],
+    [
+      'adaptive: next request soon and runs are costly -> wait',
+      { rows: 4, arrivalGapMs: 0.1 },
+      false,
+    ],
     ['adaptive: cheap runs are not worth waiting for', { fixedCostMs: 0.01 }, true],
     ['fixed: waits until max_latency', { policy: 'fixed', arrivalGapMs: 10 }, false],
     ['fixed: full batch goes', { policy: 'fixed', rows: 40 }, true],
@@ -104,9 +112,15 @@ describe('createBatcher', () => {
       r.batches.reduce((a, b) => a + b, 0),
       20,
     );
-    assert.ok(r.batches.every((n) => n <= 8), `batches: ${r.batches}`);
+    assert.ok(
+      r.batches.every((n) => n <= 8),
+      `batches: ${r.batches}`,
+    );
     results.forEach((res, i) => {
-      assert.deepEqual([...(res.outputs.y!.data as Float32Array)], [i * 20, i * 20 + 2, i * 20 + 4]);
+      assert.deepEqual(
+        [...(res.outputs.y!.data as Float32Array)],
+        [i * 20, i * 20 + 2, i * 20 + 4],
+      );
       assert.deepEqual(res.outputs.y!.dims, [1, 3]);
     });
   });
@@ -154,7 +168,10 @@ describe('createBatcher', () => {
     const started = performance.now();
     const res = await batcher.submit({ x: tensor(1, 1, 0) }, []);
     const waited = performance.now() - started;
-    assert.ok(res.queueMs >= 19 && waited < 20 + 30, `queue ${res.queueMs} ms, waited ${waited} ms`);
+    assert.ok(
+      res.queueMs >= 19 && waited < 20 + 30,
+      `queue ${res.queueMs} ms, waited ${waited} ms`,
+    );
   });
 
   test('adaptive: a lone request on an idle worker goes at once', async () => {

@@ -26,7 +26,9 @@ export interface DecideInput {
   readonly policy: BatchPolicy;
 }
 
-export type Decision = { readonly dispatch: true } | { readonly dispatch: false; readonly waitMs: number };
+export type Decision =
+  | { readonly dispatch: true }
+  | { readonly dispatch: false; readonly waitMs: number };
 
 /** The dispatch rule, pure: testable without threads, timers or models. */
 export function decide(s: DecideInput): Decision {
@@ -102,7 +104,10 @@ export interface BatcherOptions {
 }
 
 export interface Batcher {
-  submit(inputs: Readonly<Record<string, WireTensor>>, outputs: readonly string[]): Promise<BatchedResult>;
+  submit(
+    inputs: Readonly<Record<string, WireTensor>>,
+    outputs: readonly string[],
+  ): Promise<BatchedResult>;
   /** A worker became free: dispatch what is waiting. */
   poke(): void;
   readonly cost: CostModel;
@@ -111,7 +116,10 @@ export interface Batcher {
 }
 
 /** Requests merge only when everything but dimension 0 agrees. */
-function batchKey(inputs: Readonly<Record<string, WireTensor>>, outputs: readonly string[]): string {
+function batchKey(
+  inputs: Readonly<Record<string, WireTensor>>,
+  outputs: readonly string[],
+): string {
   const parts = Object.keys(inputs)
     .sort()
     .map((k) => `${k}:${inputs[k]!.type}:${inputs[k]!.dims.slice(1).join('x')}`);
@@ -198,12 +206,19 @@ export function createBatcher(opts: BatcherOptions): Batcher {
         const outputs: Record<string, WireTensor> = {};
         for (const [name, t] of Object.entries(result.outputs)) {
           if (t.dims[0] !== rows) {
-            throw new Error(`output \`${name}\` has ${t.dims[0]} rows for a batch of ${rows}: it cannot be split per request`);
+            throw new Error(
+              `output \`${name}\` has ${t.dims[0]} rows for a batch of ${rows}: it cannot be split per request`,
+            );
           }
           outputs[name] = slice(t, start, p.rows);
         }
         start += p.rows;
-        p.resolve({ outputs, inferMs: result.inferMs, queueMs: dispatchedAt - p.enqueuedAt, batchRows: rows });
+        p.resolve({
+          outputs,
+          inferMs: result.inferMs,
+          queueMs: dispatchedAt - p.enqueuedAt,
+          batchRows: rows,
+        });
       }
     } catch (e) {
       for (const p of batch) p.reject(e);
@@ -219,7 +234,9 @@ export function createBatcher(opts: BatcherOptions): Batcher {
     }
     let wakeIn = Number.POSITIVE_INFINITY;
     // Oldest groups first.
-    const ordered = [...groups.entries()].sort((x, y) => (x[1][0]?.enqueuedAt ?? 0) - (y[1][0]?.enqueuedAt ?? 0));
+    const ordered = [...groups.entries()].sort(
+      (x, y) => (x[1][0]?.enqueuedAt ?? 0) - (y[1][0]?.enqueuedAt ?? 0),
+    );
     for (const [key, group] of ordered) {
       while (group.length > 0) {
         const rows = group.reduce((n, p) => n + p.rows, 0);

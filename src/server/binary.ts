@@ -14,7 +14,11 @@ export const HEADER_LENGTH = 'inference-header-content-length';
 const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Raw bytes -> a typed array that owns its (aligned) buffer, ready to transfer to a worker. */
-export function decodeBinaryTensor(type: OrtType, dims: readonly number[], bytes: Uint8Array): TensorData {
+export function decodeBinaryTensor(
+  type: OrtType,
+  dims: readonly number[],
+  bytes: Uint8Array,
+): TensorData {
   const count = elementCount(dims);
   if (type === 'string') {
     const out: string[] = [];
@@ -28,12 +32,15 @@ export function decodeBinaryTensor(type: OrtType, dims: readonly number[], bytes
       out.push(Buffer.from(bytes.buffer, bytes.byteOffset + at, len).toString('utf8'));
       at += len;
     }
-    if (out.length !== count) throw new Error(`holds ${out.length} BYTES elements, the shape needs ${count}`);
+    if (out.length !== count)
+      throw new Error(`holds ${out.length} BYTES elements, the shape needs ${count}`);
     return out;
   }
   const size = elementSize(type);
   if (bytes.byteLength !== count * size) {
-    throw new Error(`has ${bytes.byteLength} bytes, the shape needs ${count} × ${size} = ${count * size}`);
+    throw new Error(
+      `has ${bytes.byteLength} bytes, the shape needs ${count} × ${size} = ${count * size}`,
+    );
   }
   if (!HOST_IS_LITTLE_ENDIAN) throw new Error('binary tensors need a little-endian host');
   const out = new TYPED_ARRAY[type](count);
@@ -63,7 +70,9 @@ export function splitBody(body: Buffer, headerLength: string | string[] | undefi
   if (headerLength === undefined) return { json: body, binary: null };
   const n = Number(Array.isArray(headerLength) ? headerLength[0] : headerLength);
   if (!Number.isInteger(n) || n < 0 || n > body.length) {
-    throw new Error(`Inference-Header-Content-Length is ${headerLength}, the body has ${body.length} bytes`);
+    throw new Error(
+      `Inference-Header-Content-Length is ${headerLength}, the body has ${body.length} bytes`,
+    );
   }
   return { json: body.subarray(0, n), binary: body.subarray(n) };
 }
