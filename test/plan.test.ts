@@ -110,7 +110,7 @@ describe('planPlacement: GPU blocks', () => {
   });
 
   test("placements follow the service's model order; sessions carry the model's options", () => {
-    const batching = { maxBatchSize: 8, maxLatencyMs: 2 };
+    const batching = { maxBatchSize: 8, maxLatencyMs: 2, policy: 'adaptive' as const };
     const spec = makeSpec({
       models: { zeta: { batching } },
       services: { s: { models: ['zeta', 'alpha'], gpu: 1, workers: 2 } },

@@ -145,6 +145,7 @@ services:
     assert.deepEqual(s.models.classifier?.batching, {
       maxBatchSize: DEFAULTS.maxBatchSize,
       maxLatencyMs: DEFAULTS.maxLatencyMs,
+      policy: DEFAULTS.batchPolicy,
     });
   });
 
@@ -319,6 +320,7 @@ describe('the schema file', () => {
       '/properties/server/properties/port': DEFAULTS.port,
       [`${model}/batching/properties/max_batch_size`]: DEFAULTS.maxBatchSize,
       [`${model}/batching/properties/max_latency_ms`]: DEFAULTS.maxLatencyMs,
+      [`${model}/batching/properties/policy`]: DEFAULTS.batchPolicy,
       [`${model}/session/properties/graph_optimization`]: DEFAULTS.graphOptimization,
       [`${model}/session/properties/execution_mode`]: DEFAULTS.executionMode,
       // resources.gpu: no GPUs, which is what a Spec says when resources is absent.

@@ -11,7 +11,9 @@
 import type { InferResult, TensorData, WireTensor } from './messages.js';
 import { elementCount } from './tensor.js';
 
-export type BatchPolicy = 'adaptive' | 'fixed';
+import type { BatchPolicy } from '../spec/types.js';
+
+export type { BatchPolicy };
 
 export interface DecideInput {
   readonly rows: number;

@@ -6,10 +6,12 @@
 
 export type GraphOptimization = 'disabled' | 'basic' | 'extended' | 'all';
 export type ExecutionMode = 'sequential' | 'parallel';
+export type BatchPolicy = 'adaptive' | 'fixed';
 
 export interface BentoFileBatching {
   max_batch_size?: number;
   max_latency_ms?: number;
+  policy?: BatchPolicy;
 }
 
 export interface BentoFileSessionOptions {
@@ -63,6 +65,7 @@ export const DEFAULTS = {
   port: 3000,
   maxBatchSize: 32,
   maxLatencyMs: 5,
+  batchPolicy: 'adaptive' as BatchPolicy,
   timeoutS: 60,
   maxConcurrency: 128,
   graphOptimization: 'all' as GraphOptimization,
@@ -77,6 +80,7 @@ export interface SourcePosition {
 export interface BatchingSpec {
   readonly maxBatchSize: number;
   readonly maxLatencyMs: number;
+  readonly policy: BatchPolicy;
 }
 
 export interface SessionSpec {

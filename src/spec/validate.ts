@@ -368,6 +368,7 @@ function resolveModel(name: string, m: BentoFileModel, dir: string, size: number
       ? {
           maxBatchSize: m.batching.max_batch_size ?? DEFAULTS.maxBatchSize,
           maxLatencyMs: m.batching.max_latency_ms ?? DEFAULTS.maxLatencyMs,
+          policy: m.batching.policy ?? DEFAULTS.batchPolicy,
         }
       : null,
     session: {
