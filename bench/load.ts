@@ -4,6 +4,8 @@
  * then one JSON line on stdout with the throughput and latency percentiles.
  */
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Pool } from 'undici';
 
 export interface LoadArgs {
@@ -74,4 +76,5 @@ async function main(): Promise<void> {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
-await main();
+// Run only as the load process, not when the orchestrator imports `percentile`.
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) await main();
