@@ -16,6 +16,7 @@ import {
   SpecError,
   UsageError,
 } from './errors.js';
+import { dockerfileCommand, k8sCommand } from './k8s/command.js';
 import { createLogger, isLogLevel, type LogFormat, type LogLevel } from './log.js';
 import { discoverDevices, formatPlanTable, planPlacement, planToJson } from './plan/index.js';
 import { type RuntimeEvents, startRuntime } from './runtime/pool.js';
@@ -48,6 +49,12 @@ const OPTIONS = {
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
   output: { type: 'string', short: 'o' },
+  replicas: { type: 'string', multiple: true },
+  namespace: { type: 'string' },
+  image: { type: 'string' },
+  'node-selector': { type: 'string', multiple: true },
+  'models-pvc': { type: 'string' },
+  'models-image': { type: 'string' },
 } as const;
 
 type Options = {
@@ -62,6 +69,12 @@ type Options = {
   'log-level'?: string;
   'log-format'?: string;
   output?: string;
+  replicas?: string[];
+  namespace?: string;
+  image?: string;
+  'node-selector'?: string[];
+  'models-pvc'?: string;
+  'models-image'?: string;
 };
 
 interface Command {
@@ -114,6 +127,26 @@ SIGTERM or SIGINT stops accepting, finishes in-flight requests, and exits 0.`,
     options: ['host', 'port', 'cpu', 'service'],
     run: serveCommand,
   },
+  doctor: {
+    summary: 'check GPUs, the CUDA provider and what a spec needs; exit 0 ok, 1 missing',
+    usage: `bento-run doctor [SPEC.yaml] [--cpu] [--service NAME]... [--format text|json]
+
+One line per check, with a fix where one exists: Node.js against package.json's engines,
+onnxruntime-node and where it loads from, its CUDA provider files and the libraries they
+need (ldd), the GPUs nvidia-smi lists (index, name, memory, driver), CUDA_VISIBLE_DEVICES
+and the visible -> physical mapping, and a real CUDA session on each visible GPU, created in
+a child process so that a crash or a hang is reported, not fatal. With a spec: whether it is
+valid, whether its plan fits (GPU count, gpu_type, memory estimate), and for every GPU
+placement whether the CUDA checks passed.
+  --cpu        check the spec planned on the CPU
+  --service    check only this service (repeatable)
+Exit 0 when everything the spec needs is here (or no spec is given), 1 when something it
+needs is missing, 2 for an invalid spec or usage.`,
+    options: ['format', 'cpu', 'service'],
+    // Loaded on demand: only doctor needs its probe and report modules.
+    run: async (files, opts, io) =>
+      (await import('./doctor/index.js')).doctorCommand(files, opts, io),
+  },
   schema: {
     summary: 'print the JSON Schema of bentofile.yaml',
     usage: `bento-run schema
@@ -125,6 +158,8 @@ Prints the JSON Schema that validates bentofile.yaml (the file editors use too).
       return EXIT_OK;
     },
   },
+  k8s: k8sCommand,
+  dockerfile: dockerfileCommand,
 };
 
 function version(): string {

@@ -118,3 +118,39 @@ export class HttpError extends BentoError {
 export function isBentoError(e: unknown): e is BentoError {
   return e instanceof BentoError;
 }
+
+export type K8sErrorCode =
+  | 'BENTO_ERR_K8S_NAME'
+  | 'BENTO_ERR_K8S_GPU_TYPE'
+  | 'BENTO_ERR_K8S_MODEL_OUTSIDE_FOLDER'
+  | 'BENTO_ERR_K8S_UNKNOWN_SERVICE'
+  | 'BENTO_ERR_K8S_OPTION'
+  | 'BENTO_ERR_K8S_OUTPUT';
+
+/** One reason `bento-run k8s` or `bento-run dockerfile` cannot generate its output. */
+export interface K8sProblem {
+  readonly code: K8sErrorCode;
+  readonly message: string;
+}
+
+/**
+ * The spec is valid but cannot become Kubernetes objects or a Dockerfile as asked (a name that is
+ * no DNS label, a GPU type without a node label, a bad flag). Carries every problem at once; its
+ * `code` is the first one's. Exit 2 like a bad spec, except an output that cannot be written.
+ */
+export class K8sError extends BentoError {
+  readonly problems: readonly K8sProblem[];
+  constructor(problems: readonly K8sProblem[], opts: { heading?: string; exitCode?: number } = {}) {
+    const first = problems[0] ?? { code: 'BENTO_ERR_K8S_OPTION', message: 'unknown problem' };
+    const message =
+      opts.heading === undefined
+        ? problems.map((p) => p.message).join('\n')
+        : [opts.heading, ...problems.map((p) => `  ${p.message}`)].join('\n');
+    super(first.code, message, {
+      kind: 'INVALID_ARGUMENT',
+      exitCode: opts.exitCode ?? EXIT_USAGE,
+    });
+    this.name = 'K8sError';
+    this.problems = problems;
+  }
+}

@@ -28,6 +28,11 @@ export interface FakeNvidiaSmiOptions {
   stderr?: string;
   /** Default 0. */
   exitCode?: number;
+  /**
+   * What the driver version query (`--query-gpu=driver_version`, which doctor runs) prints,
+   * one line per GPU line of stdout. Default "550.54.15".
+   */
+  driverVersion?: string;
 }
 
 export interface FakeNvidiaSmi {
@@ -51,6 +56,11 @@ export function fakeNvidiaSmi(source: string | FakeNvidiaSmiOptions): FakeNvidia
     opts.fixture === undefined ? (opts.stdout ?? '') : readNvidiaSmiFixture(opts.fixture);
   writeFileSync(join(dir, 'stdout.txt'), stdout);
   writeFileSync(join(dir, 'stderr.txt'), opts.stderr ?? '');
+  const gpuLines = stdout.split('\n').filter((l) => /^\s*\d+\s*,/.test(l));
+  writeFileSync(
+    join(dir, 'driver.txt'),
+    gpuLines.map(() => `${opts.driverVersion ?? '550.54.15'}\n`).join(''),
+  );
   const log = join(dir, 'calls.log');
   const print = (file: string, redirect = '') =>
     `while IFS= read -r line || [ -n "$line" ]; do printf '%s\\n' "$line"${redirect}; done < ${quote(join(dir, file))}`;
@@ -59,7 +69,11 @@ export function fakeNvidiaSmi(source: string | FakeNvidiaSmiOptions): FakeNvidia
     '# fake nvidia-smi (bento-run tests): logs its arguments, prints a recorded output',
     `for a in "$@"; do printf '%s\\t' "$a"; done >> ${quote(log)}`,
     `printf '\\n' >> ${quote(log)}`,
-    print('stdout.txt'),
+    // The driver version query gets its own answer; every other query the recorded output.
+    'case "$*" in',
+    `  *driver_version*) ${print('driver.txt')} ;;`,
+    `  *) ${print('stdout.txt')} ;;`,
+    'esac',
     print('stderr.txt', ' >&2'),
     `exit ${opts.exitCode ?? 0}`,
     '',

@@ -1,0 +1,7 @@
+/** Scaling out: a spec -> Kubernetes objects and a Dockerfile, as data, YAML and files. */
+export * from './bundle.js';
+export * from './dockerfile.js';
+export * from './manifests.js';
+export * from './names.js';
+export * from './render.js';
+export type * from './types.js';
