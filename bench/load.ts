@@ -46,7 +46,12 @@ async function main(): Promise<void> {
     while (performance.now() < end) {
       const t0 = performance.now();
       try {
-        const res = await pool.request({ method: 'POST', path: args.path, body, headers: args.headers });
+        const res = await pool.request({
+          method: 'POST',
+          path: args.path,
+          body,
+          headers: args.headers,
+        });
         const text = await res.body.arrayBuffer();
         if (res.statusCode !== 200) {
           errors++;
@@ -77,4 +82,5 @@ async function main(): Promise<void> {
 }
 
 // Run only as the load process, not when the orchestrator imports `percentile`.
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) await main();
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href)
+  await main();

@@ -7,7 +7,9 @@ import type { AddressInfo } from 'node:net';
 import ort from 'onnxruntime-node';
 
 const [model, threads] = process.argv.slice(2);
-const session = await ort.InferenceSession.create(model!, { intraOpNumThreads: Number(threads ?? 1) });
+const session = await ort.InferenceSession.create(model!, {
+  intraOpNumThreads: Number(threads ?? 1),
+});
 
 interface Input {
   name: string;
@@ -21,7 +23,8 @@ const server = createServer((req, res) => {
   req.on('end', async () => {
     const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { inputs: Input[] };
     const feeds: Record<string, ort.Tensor> = {};
-    for (const i of body.inputs) feeds[i.name] = new ort.Tensor('float32', Float32Array.from(i.data), i.shape);
+    for (const i of body.inputs)
+      feeds[i.name] = new ort.Tensor('float32', Float32Array.from(i.data), i.shape);
     const out = await session.run(feeds);
     const outputs = Object.entries(out).map(([name, t]) => ({
       name,
@@ -30,7 +33,10 @@ const server = createServer((req, res) => {
       data: Array.from(t.data as Float32Array),
     }));
     const text = JSON.stringify({ outputs });
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(text),
+    });
     res.end(text);
   });
 });

@@ -104,11 +104,21 @@ services:
 }
 
 /** Starts a server process and resolves its base URL once it listens. */
-function startServer(m: BenchModel, kind: ServerKind): Promise<{ url: string; child: ChildProcess }> {
+function startServer(
+  m: BenchModel,
+  kind: ServerKind,
+): Promise<{ url: string; child: ChildProcess }> {
   const args =
     kind === 'naive'
       ? [join(here, 'naive-server.js'), m.file, '1']
-      : [join(root, 'bin', 'bento-run.js'), specFor(m, kind), '--port', '0', '--log-format', 'json'];
+      : [
+          join(root, 'bin', 'bento-run.js'),
+          specFor(m, kind),
+          '--port',
+          '0',
+          '--log-format',
+          'json',
+        ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let log = '';
@@ -127,36 +137,70 @@ function startServer(m: BenchModel, kind: ServerKind): Promise<{ url: string; ch
   });
 }
 
-function requestBody(m: BenchModel, binary: boolean): { file: string; headers: Record<string, string> } {
+function requestBody(
+  m: BenchModel,
+  binary: boolean,
+): { file: string; headers: Record<string, string> } {
   const data = inputData(m.shape);
   const file = join(modelsDir, `body-${m.key}-${binary ? 'bin' : 'json'}`);
   if (!binary) {
-    const body = { inputs: [{ name: m.input, shape: m.shape, datatype: 'FP32', data: Array.from(data) }] };
+    const body = {
+      inputs: [{ name: m.input, shape: m.shape, datatype: 'FP32', data: Array.from(data) }],
+    };
     writeFileSync(file, JSON.stringify(body));
     return { file, headers: { 'content-type': 'application/json' } };
   }
   const header = Buffer.from(
     JSON.stringify({
-      inputs: [{ name: m.input, shape: m.shape, datatype: 'FP32', parameters: { binary_data_size: data.byteLength } }],
+      inputs: [
+        {
+          name: m.input,
+          shape: m.shape,
+          datatype: 'FP32',
+          parameters: { binary_data_size: data.byteLength },
+        },
+      ],
       parameters: { binary_data_output: true },
     }),
   );
   writeFileSync(file, Buffer.concat([header, Buffer.from(data.buffer)]));
   return {
     file,
-    headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) },
+    headers: {
+      'content-type': 'application/octet-stream',
+      'inference-header-content-length': String(header.length),
+    },
   };
 }
 
-function load(url: string, path: string, body: { file: string; headers: Record<string, string> }, concurrency: number): Promise<LoadResult> {
-  const args = JSON.stringify({ url, path, bodyFile: body.file, headers: body.headers, concurrency, warmupMs: WARMUP_MS, durationMs: DURATION_MS });
+function load(
+  url: string,
+  path: string,
+  body: { file: string; headers: Record<string, string> },
+  concurrency: number,
+): Promise<LoadResult> {
+  const args = JSON.stringify({
+    url,
+    path,
+    bodyFile: body.file,
+    headers: body.headers,
+    concurrency,
+    warmupMs: WARMUP_MS,
+    durationMs: DURATION_MS,
+  });
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(here, 'load.js'), args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [join(here, 'load.js'), args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (c: Buffer) => {
       out += c.toString();
     });
-    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as LoadResult) : reject(new Error(`load exited ${code}`))));
+    child.once('exit', (code) =>
+      code === 0
+        ? resolve(JSON.parse(out) as LoadResult)
+        : reject(new Error(`load exited ${code}`)),
+    );
   });
 }
 
@@ -175,8 +219,12 @@ function table(rows: readonly Row[], models: readonly BenchModel[]): string {
     const mine = rows.filter((r) => r.model === m.key);
     const rawRow = mine.find((r) => r.server === 'raw')!;
     out.push(`### ${m.title}\n`);
-    out.push(`raw session.run: ${fmt(rawRow.result.rps, 0)} runs/s, p50 ${fmt(rawRow.result.p50Ms, 3)} ms, p99 ${fmt(rawRow.result.p99Ms, 3)} ms\n`);
-    out.push('| server | concurrency | req/s | p50 ms | p99 ms | served/raw | batched/unbatched | p50 added vs raw (ms) | errors |');
+    out.push(
+      `raw session.run: ${fmt(rawRow.result.rps, 0)} runs/s, p50 ${fmt(rawRow.result.p50Ms, 3)} ms, p99 ${fmt(rawRow.result.p99Ms, 3)} ms\n`,
+    );
+    out.push(
+      '| server | concurrency | req/s | p50 ms | p99 ms | served/raw | batched/unbatched | p50 added vs raw (ms) | errors |',
+    );
     out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const r of mine.filter((x) => x.server !== 'raw')) {
       const unbatched = mine.find((x) => x.server === 'bento' && x.concurrency === r.concurrency);
@@ -197,9 +245,27 @@ async function main(): Promise<void> {
   mkdirSync(modelsDir, { recursive: true });
   const files = await ensureBenchModels(modelsDir);
   const all: BenchModel[] = [
-    { key: 'tiny', title: 'tiny (x + c, [1,4]): added latency', file: files.tiny, input: 'x', shape: [1, 4] },
-    { key: 'cnn', title: 'cnn (conv net, [1,3,32,32]): inference dominates', file: files.cnn, input: 'input', shape: [1, 3, 32, 32] },
-    { key: 'mlp', title: 'mlp-4096 (16 -> 4096 -> 4096 -> 16, 67 MB): memory-bound, batching', file: files.mlp4096, input: 'input', shape: [1, 16] },
+    {
+      key: 'tiny',
+      title: 'tiny (x + c, [1,4]): added latency',
+      file: files.tiny,
+      input: 'x',
+      shape: [1, 4],
+    },
+    {
+      key: 'cnn',
+      title: 'cnn (conv net, [1,3,32,32]): inference dominates',
+      file: files.cnn,
+      input: 'input',
+      shape: [1, 3, 32, 32],
+    },
+    {
+      key: 'mlp',
+      title: 'mlp-4096 (16 -> 4096 -> 4096 -> 16, 67 MB): memory-bound, batching',
+      file: files.mlp4096,
+      input: 'input',
+      shape: [1, 16],
+    },
   ];
   const wanted = (env.BENCH_MODELS ?? 'tiny,cnn,mlp').split(',');
   const models = all.filter((m) => wanted.includes(m.key));
@@ -217,7 +283,9 @@ async function main(): Promise<void> {
         for (const c of CONCURRENCY) {
           const result = await load(url, path, body, c);
           rows.push({ model: m.key, server: kind, concurrency: c, result });
-          console.error(`${m.key} ${kind} c=${c}: ${fmt(result.rps, 0)} req/s p50 ${fmt(result.p50Ms, 3)} ms p99 ${fmt(result.p99Ms, 3)} ms errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`);
+          console.error(
+            `${m.key} ${kind} c=${c}: ${fmt(result.rps, 0)} req/s p50 ${fmt(result.p50Ms, 3)} ms p99 ${fmt(result.p99Ms, 3)} ms errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`,
+          );
         }
       } finally {
         await stop(child);

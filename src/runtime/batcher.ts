@@ -8,10 +8,10 @@
  * the fixed cost b of the run that request would otherwise need alone. Never later than
  * max_latency_ms after the first request of the batch; at once when the batch is full.
  */
-import type { InferResult, TensorData, WireTensor } from './messages.js';
-import { elementCount } from './tensor.js';
 
 import type { BatchPolicy } from '../spec/types.js';
+import type { InferResult, TensorData, WireTensor } from './messages.js';
+import { elementCount } from './tensor.js';
 
 export type { BatchPolicy };
 

@@ -48,6 +48,8 @@ export interface WorkerData {
   readonly forceCpuSessions: boolean;
   /** Test switch: wait this long before loading, so a test can kill a thread mid-load. */
   readonly loadDelayMs: number;
+  /** Test switch: BroadcastChannel on which the main thread asks this thread to exit. */
+  readonly crashChannel: string;
 }
 
 export interface TensorSignature {
@@ -94,6 +96,8 @@ export interface InferTask {
 /** Test switch only: ends the thread as a crash would. */
 export interface CrashTask {
   readonly kind: 'crash';
+  /** The thread to end; its replacement, which may receive the task, ignores it. */
+  readonly threadId: number;
 }
 
 export type Task = InitTask | InferTask | CrashTask;

@@ -4,11 +4,12 @@
  * gives every thread of a pool the same workerData, so a crashed thread's replacement gets the
  * same slot and device, and reloads its sessions before it takes requests again.
  */
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { RuntimeError } from '../errors.js';
-import type { Plan, PlannedWorker } from '../plan/types.js';
+import type { DeviceName, Plan, PlannedWorker } from '../plan/types.js';
 import { cudaProviderFix, cudaProviderStatus } from './cuda.js';
 import type {
   InferResult,
@@ -21,6 +22,7 @@ import type {
 } from './messages.js';
 
 const WORKER_FILE = fileURLToPath(new URL('./worker.js', import.meta.url));
+let crashChannels = 0;
 
 export type WorkerState = 'loading' | 'ready' | 'failed' | 'closed';
 
@@ -46,6 +48,12 @@ export interface WorkerStatus {
   readonly restarts: number;
   readonly inFlight: number;
   readonly completed: number;
+  /** The slot and thread id as the thread itself reported them when it loaded (null until then). */
+  readonly thread: {
+    readonly service: string;
+    readonly worker: number;
+    readonly threadId: number;
+  } | null;
   readonly sessions: readonly SessionReport[];
 }
 
@@ -81,6 +89,9 @@ class WorkerHandle {
   report: WorkerReport | null = null;
   readonly pool: Piscina<Task, WorkerReport | LoadFailure | InferResult>;
   private created = 0;
+  /** Models whose 'session-loaded' was emitted for the current thread. */
+  private readonly announced = new Set<string>();
+  private readonly crashChannel = `bento-run:crash:${process.pid}:${++crashChannels}`;
 
   constructor(
     readonly planned: PlannedWorker,
@@ -97,11 +108,11 @@ class WorkerHandle {
         worker: planned,
         forceCpuSessions: opts.forceCpuSessions === true,
         loadDelayMs: opts.loadDelayMs ?? 0,
+        crashChannel: this.crashChannel,
       },
     });
     this.pool.on('message', (m: { kind?: string; report?: SessionReport }) => {
-      if (m.kind === 'session-loaded' && m.report)
-        this.events.emit('session-loaded', planned, m.report);
+      if (m.kind === 'session-loaded' && m.report) this.announce(m.report);
     });
     // A thread that dies with no task in flight is reported as a pool 'error'; one with tasks
     // fails them instead. Either way Piscina replaces the thread, and workerDestroy tells us.
@@ -109,12 +120,21 @@ class WorkerHandle {
     this.pool.on('workerDestroy', () => {
       if (this.state === 'closed') return;
       this.state = 'loading';
+      this.report = null;
+      this.announced.clear();
       this.events.emit('worker-exit', this.planned);
     });
     this.pool.on('workerCreate', () => {
       this.created++;
       if (this.created > 1 && this.state !== 'closed') void this.reload();
     });
+  }
+
+  /** Emits 'session-loaded' once per session and load. */
+  private announce(report: SessionReport): void {
+    if (this.announced.has(report.model)) return;
+    this.announced.add(report.model);
+    this.events.emit('session-loaded', this.planned, report);
   }
 
   /** Waits for the thread's sessions; throws the load failure with its cause. */
@@ -124,6 +144,9 @@ class WorkerHandle {
       this.state = 'failed';
       throw loadError(this.planned, r);
     }
+    // These messages travel apart from the task's answer and may come after it: announce any
+    // still missing now, so every session's line precedes the worker's readiness.
+    for (const s of r.sessions) this.announce(s);
     this.report = r;
     this.state = 'ready';
     return r;
@@ -136,6 +159,9 @@ class WorkerHandle {
       const report = await this.init();
       this.events.emit('worker-ready', this.planned, report, true);
     } catch (e) {
+      // The thread died mid-load (not a load failure): Piscina has already started its
+      // replacement, whose own reload takes over.
+      if (!(e instanceof RuntimeError) && this.pool.threads.length > 0) return;
       const err =
         e instanceof RuntimeError
           ? e
@@ -163,6 +189,21 @@ class WorkerHandle {
     }
   }
 
+  /** Test switch: ends the current thread, whatever it is doing, and waits for it to exit. */
+  async crash(): Promise<void> {
+    const thread = this.pool.threads[0];
+    if (!thread) return;
+    const exited = once(thread, 'exit');
+    // A loading or busy thread reads the channel at its next turn of its event loop...
+    const channel = new BroadcastChannel(this.crashChannel);
+    channel.postMessage(thread.threadId);
+    channel.close();
+    // ...an idle one sleeps in Atomics.wait until a task wakes it. Not terminate(): a thread
+    // terminated inside a native onnxruntime call (loading, running) aborts the whole process.
+    this.pool.run({ kind: 'crash', threadId: thread.threadId }).catch(() => undefined);
+    await exited;
+  }
+
   status(): WorkerStatus {
     return {
       service: this.planned.service,
@@ -172,6 +213,13 @@ class WorkerHandle {
       restarts: this.restarts,
       inFlight: this.inFlight,
       completed: this.completed,
+      thread: this.report
+        ? {
+            service: this.report.service,
+            worker: this.report.worker,
+            threadId: this.report.threadId,
+          }
+        : null,
       sessions: this.report?.sessions ?? [],
     };
   }
@@ -180,6 +228,13 @@ class WorkerHandle {
     this.state = 'closed';
     await this.pool.close();
   }
+}
+
+/** A result, with the worker that ran it and the device its session was planned on. */
+export interface RuntimeInferResult extends InferResult {
+  readonly service: string;
+  readonly worker: number;
+  readonly device: DeviceName;
 }
 
 export interface Runtime {
@@ -192,13 +247,16 @@ export interface Runtime {
     model: string,
     inputs: Readonly<Record<string, WireTensor>>,
     outputs: readonly string[],
-  ): Promise<InferResult>;
+  ): Promise<RuntimeInferResult>;
   /** True when every worker has its sessions loaded. */
   ready(): boolean;
   /** True when at least one worker holding `model` is ready. */
   modelReady(model: string): boolean;
   workers(): WorkerStatus[];
-  /** Test switch: ends the thread of a worker as a crash would. */
+  /**
+   * Test switch: ends the thread of a worker as a crash would, whatever it is doing (loading,
+   * running a request, idle), and resolves once it has exited.
+   */
   crashWorker(service: string, worker: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -284,7 +342,9 @@ export async function startRuntime(
           { kind: 'UNAVAILABLE' },
         );
       }
-      return h.run({ kind: 'infer', model, inputs, outputs }, buffersOf(inputs));
+      const result = await h.run({ kind: 'infer', model, inputs, outputs }, buffersOf(inputs));
+      const device = h.planned.sessions.find((s) => s.model === model)?.device ?? 'cpu';
+      return { ...result, service: h.planned.service, worker: h.planned.worker, device };
     },
     ready: () => handles.every((h) => h.state === 'ready'),
     modelReady: (model) => (holders.get(model) ?? []).some((h) => h.state === 'ready'),
@@ -292,8 +352,10 @@ export async function startRuntime(
     async crashWorker(service, worker) {
       const h = bySlot.get(`${service}/${worker}`);
       if (!h)
-        throw new RuntimeError('BENTO_ERR_RUNTIME_WORKER_DIED', `no worker ${service}/${worker}`);
-      await h.pool.run({ kind: 'crash' }).catch(() => undefined);
+        throw new RuntimeError('BENTO_ERR_RUNTIME_WORKER_DIED', `no worker ${service}/${worker}`, {
+          kind: 'NOT_FOUND',
+        });
+      await h.crash();
     },
     async close() {
       await Promise.allSettled(handles.map((h) => h.close()));

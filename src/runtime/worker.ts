@@ -3,7 +3,7 @@
  * tensors. It receives its slot as workerData (each worker has its own single-thread pool, so a
  * replacement thread gets the same slot and device), and returns outputs as transferred buffers.
  */
-import { parentPort, threadId } from 'node:worker_threads';
+import { BroadcastChannel, parentPort, threadId } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import { Piscina } from 'piscina';
 import type { PlannedSession } from '../plan/types.js';
@@ -25,6 +25,13 @@ const sessions = new Map<string, ort.InferenceSession>();
 // Loading starts as soon as the thread does; tasks wait for it. It never rejects, so a failed
 // load is reported through the init task instead of killing the thread during bootstrap.
 const loading: Promise<WorkerReport | LoadFailure> = load();
+// Test switch (crashWorker): exit at this thread's next turn of its event loop, even mid-load,
+// but never inside a native onnxruntime call: a thread terminated there aborts the process.
+const crashChannel = new BroadcastChannel(data.crashChannel);
+crashChannel.onmessage = (e) => {
+  if ((e as MessageEvent).data === threadId) process.exit(70);
+};
+crashChannel.unref();
 
 function providersFor(s: PlannedSession): ProviderOption[] {
   if (s.deviceId === null || data.forceCpuSessions) return [{ name: 'cpu' }];
@@ -117,8 +124,8 @@ export default async function run(task: Task): Promise<WorkerReport | LoadFailur
       return loading;
     case 'crash':
       // Test switch: a thread dying as a native crash would (exit code 70, EX_SOFTWARE).
-      process.exit(70);
-      break;
+      if (task.threadId === threadId) process.exit(70);
+      throw new Error(`crash task for thread ${task.threadId}, not this one`);
     case 'infer': {
       const loaded = await loading;
       if ('failed' in loaded) throw new Error(`worker failed to load: ${loaded.message}`);

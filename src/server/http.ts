@@ -163,8 +163,14 @@ export async function startServer(runtime: Runtime, opts: ServerOptions): Promis
         service.timeoutS,
         `inference on model \`${name}\``,
       );
-      const device = runtime.plan.placements.find((p) => p.model === name)?.device ?? 'cpu';
+      // The device of the worker that ran it: a model may sit on several (workers.yaml).
+      const { device } = result;
       metrics.inferenceSeconds.observe({ model: name, device }, result.inferMs / 1000);
+      metrics.workerRequests.inc({
+        service: result.service,
+        worker: String(result.worker),
+        device,
+      });
       metrics.queueSeconds.observe(
         { model: name },
         Math.max(0, performance.now() - sent - result.inferMs) / 1000,
@@ -274,7 +280,12 @@ export async function startServer(runtime: Runtime, opts: ServerOptions): Promis
     if (draining) res.setHeader('connection', 'close');
     res.on('close', () => {
       inFlight--;
-      if (draining && inFlight === 0) drained?.();
+      if (draining && inFlight === 0) {
+        // Keep-alive connections whose requests were in flight when the drain began are idle
+        // now; left open they would keep the process alive until keepAliveTimeout.
+        server.closeIdleConnections();
+        drained?.();
+      }
     });
     route(req, res).catch((e: unknown) => {
       const status = statusFor(e);
