@@ -12,6 +12,12 @@ import {
   type ProtocolDatatype,
   TYPED_ARRAY,
 } from './runtime/tensor.js';
+import {
+  decodeBinaryTensor,
+  encodeBinaryTensor,
+  HEADER_LENGTH,
+  splitBody,
+} from './server/binary.js';
 
 export type { ProtocolDatatype } from './runtime/tensor.js';
 
@@ -30,6 +36,8 @@ export interface InferInput {
 }
 
 export interface InferOptions {
+  /** Send and receive tensors as raw bytes (the binary tensor data extension). */
+  readonly binary?: boolean;
   readonly id?: string;
   /** Output names to return; all when absent. */
   readonly outputs?: readonly string[];
@@ -116,6 +124,28 @@ export function fromJsonData(datatype: ProtocolDatatype, values: readonly unknow
   return out as TensorData;
 }
 
+function parseJson<T>(status: number, bytes: Buffer): T {
+  const text = bytes.toString('utf8');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new BentoClientError(status, `HTTP ${status}: ${text.slice(0, 200)}`);
+  }
+  if (status >= 400) {
+    const error = (parsed as { error?: string }).error ?? text;
+    throw new BentoClientError(status, `HTTP ${status}: ${error}`);
+  }
+  return parsed as T;
+}
+
+/** Input data as the typed array its datatype travels in (FP16 as half bits, BOOL as bytes). */
+function fromInput(datatype: ProtocolDatatype, data: InferInput['data']): TensorData {
+  if (Array.isArray(data) && typeof data[0] === 'string') return data as string[];
+  if (ArrayBuffer.isView(data)) return data as TensorData;
+  return fromJsonData(datatype, data as readonly unknown[]);
+}
+
 export class BentoClient {
   private readonly pool: Pool;
 
@@ -126,59 +156,91 @@ export class BentoClient {
     this.pool = new Pool(baseUrl, { connections: opts.connections ?? 16 });
   }
 
-  private async request(method: 'GET' | 'POST', path: string, body?: string) {
+  private async request(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: string | Buffer,
+    headers: Record<string, string> = { 'content-type': 'application/json' },
+  ) {
     const res = await this.pool.request({
       method,
       path,
-      ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/json' } }),
+      ...(body === undefined ? {} : { body, headers }),
     });
-    const text = await res.body.text();
-    return { status: res.statusCode, text };
+    const bytes = Buffer.from(await res.body.arrayBuffer());
+    return { status: res.statusCode, headers: res.headers, bytes };
   }
 
   private async json<T>(method: 'GET' | 'POST', path: string, body?: string): Promise<T> {
-    const { status, text } = await this.request(method, path, body);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw new BentoClientError(status, `HTTP ${status}: ${text.slice(0, 200)}`);
-    }
-    if (status >= 400) {
-      const error = (parsed as { error?: string }).error ?? text;
-      throw new BentoClientError(status, `HTTP ${status}: ${error}`);
-    }
-    return parsed as T;
+    const { status, bytes } = await this.request(method, path, body);
+    return parseJson<T>(status, bytes);
   }
 
+  /**
+   * Runs a model. With `binary: true`, tensors travel as raw bytes after a JSON header (the
+   * binary tensor data extension, as NVIDIA's tritonclient sends them), both ways.
+   */
   async infer(
     model: string,
     inputs: Readonly<Record<string, InferInput>>,
     opts: InferOptions = {},
   ): Promise<InferResponse> {
+    const chunks: Buffer[] = [];
     const body = {
       ...(opts.id === undefined ? {} : { id: opts.id }),
       inputs: Object.entries(inputs).map(([name, t]) => {
         const datatype = t.datatype ?? datatypeOf(t.data);
-        return { name, shape: t.shape, datatype, data: jsonData(datatype, t.data) };
+        if (!opts.binary)
+          return { name, shape: t.shape, datatype, data: jsonData(datatype, t.data) };
+        const bytes = encodeBinaryTensor({
+          type: PROTOCOL_TO_ORT[datatype],
+          dims: t.shape,
+          data: fromInput(datatype, t.data),
+        });
+        chunks.push(bytes);
+        return { name, shape: t.shape, datatype, parameters: { binary_data_size: bytes.length } };
       }),
       ...(opts.outputs ? { outputs: opts.outputs.map((name) => ({ name })) } : {}),
-      ...(opts.parameters ? { parameters: opts.parameters } : {}),
+      parameters: { ...opts.parameters, ...(opts.binary ? { binary_data_output: true } : {}) },
     };
-    const res = await this.json<{
+    const path = `/v2/models/${encodeURIComponent(model)}/infer`;
+    const header = JSON.stringify(body);
+    const { status, headers, bytes } = opts.binary
+      ? await this.request('POST', path, Buffer.concat([Buffer.from(header), ...chunks]), {
+          'content-type': 'application/octet-stream',
+          [HEADER_LENGTH]: String(Buffer.byteLength(header)),
+        })
+      : await this.request('POST', path, header);
+    const { json, binary } = splitBody(bytes, headers[HEADER_LENGTH]);
+    const res = parseJson<{
       model_name: string;
       id?: string;
-      outputs: { name: string; datatype: string; shape: number[]; data: unknown[] }[];
-    }>('POST', `/v2/models/${encodeURIComponent(model)}/infer`, JSON.stringify(body));
+      outputs: {
+        name: string;
+        datatype: string;
+        shape: number[];
+        data?: unknown[];
+        parameters?: { binary_data_size?: number };
+      }[];
+    }>(status, json);
     const outputs: Record<string, ClientTensor> = {};
+    let offset = 0;
     for (const o of res.outputs) {
       if (!isProtocolDatatype(o.datatype))
         throw new BentoClientError(200, `unknown datatype ${o.datatype}`);
-      outputs[o.name] = {
-        datatype: o.datatype,
-        shape: o.shape,
-        data: fromJsonData(o.datatype, o.data),
-      };
+      const size = o.parameters?.binary_data_size;
+      let data: TensorData;
+      if (size !== undefined && binary) {
+        data = decodeBinaryTensor(
+          PROTOCOL_TO_ORT[o.datatype],
+          o.shape,
+          binary.subarray(offset, offset + size),
+        );
+        offset += size;
+      } else {
+        data = fromJsonData(o.datatype, o.data ?? []);
+      }
+      outputs[o.name] = { datatype: o.datatype, shape: o.shape, data };
     }
     return { modelName: res.model_name, id: res.id, outputs };
   }

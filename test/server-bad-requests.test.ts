@@ -174,7 +174,23 @@ const CASES: readonly Case[] = [
       ],
     },
     status: 400,
-    error: /needs 4 elements, data has 8/,
+    error: /input `x`: data has 2 items, shape \[1, 4\] needs 1 at dimension 0/,
+  },
+  {
+    what: 'ragged nested data whose count matches the shape',
+    body: {
+      inputs: [
+        x({
+          shape: [2, 4],
+          data: [
+            [1, 2],
+            [3, 4, 5, 6, 7, 8],
+          ],
+        }),
+      ],
+    },
+    status: 400,
+    error: /input `x`: data\[0\] has 2 items, shape \[2, 4\] needs 4 at dimension 1/,
   },
   {
     what: 'data not a list',

@@ -76,22 +76,23 @@ export class CostModel {
   }
 }
 
-interface Pending {
+interface Pending<R extends InferResult> {
   readonly inputs: Readonly<Record<string, WireTensor>>;
   readonly outputs: readonly string[];
   readonly rows: number;
   readonly enqueuedAt: number;
-  readonly resolve: (r: BatchedResult) => void;
+  readonly resolve: (r: BatchedResult<R>) => void;
   readonly reject: (e: unknown) => void;
 }
 
-export interface BatchedResult extends InferResult {
+/** The executor's result for the whole batch, with this request's rows of every output. */
+export type BatchedResult<R extends InferResult = InferResult> = R & {
   /** Time this request waited in the batcher before its batch was dispatched. */
   readonly queueMs: number;
   readonly batchRows: number;
-}
+};
 
-export interface BatcherOptions {
+export interface BatcherOptions<R extends InferResult = InferResult> {
   readonly maxBatchSize: number;
   readonly maxLatencyMs: number;
   readonly policy?: BatchPolicy;
@@ -100,16 +101,16 @@ export interface BatcherOptions {
   readonly execute: (
     inputs: Readonly<Record<string, WireTensor>>,
     outputs: readonly string[],
-  ) => Promise<InferResult>;
+  ) => Promise<R>;
   readonly onBatch?: (rows: number, requests: number) => void;
   readonly now?: () => number;
 }
 
-export interface Batcher {
+export interface Batcher<R extends InferResult = InferResult> {
   submit(
     inputs: Readonly<Record<string, WireTensor>>,
     outputs: readonly string[],
-  ): Promise<BatchedResult>;
+  ): Promise<BatchedResult<R>>;
   /** A worker became free: dispatch what is waiting. */
   poke(): void;
   readonly cost: CostModel;
@@ -163,11 +164,13 @@ function slice(t: WireTensor, start: number, rows: number): WireTensor {
   return { type: t.type, dims, data: data as TensorData };
 }
 
-export function createBatcher(opts: BatcherOptions): Batcher {
+export function createBatcher<R extends InferResult = InferResult>(
+  opts: BatcherOptions<R>,
+): Batcher<R> {
   const now = opts.now ?? (() => performance.now());
   const policy = opts.policy ?? 'adaptive';
   const cost = new CostModel();
-  const groups = new Map<string, Pending[]>();
+  const groups = new Map<string, Pending<R>[]>();
   let lastArrival = Number.NaN;
   let gapEwma = Number.POSITIVE_INFINITY;
   let timer: NodeJS.Timeout | undefined;
@@ -179,8 +182,8 @@ export function createBatcher(opts: BatcherOptions): Batcher {
     return Math.max(gapEwma, now() - lastArrival);
   }
 
-  function take(group: Pending[]): Pending[] {
-    const batch: Pending[] = [];
+  function take(group: Pending<R>[]): Pending<R>[] {
+    const batch: Pending<R>[] = [];
     let rows = 0;
     while (group.length > 0) {
       const next = group[0]!;
@@ -192,7 +195,7 @@ export function createBatcher(opts: BatcherOptions): Batcher {
     return batch;
   }
 
-  async function run(batch: Pending[]): Promise<void> {
+  async function run(batch: Pending<R>[]): Promise<void> {
     const dispatchedAt = now();
     const rows = batch.reduce((n, p) => n + p.rows, 0);
     queued -= batch.length;
@@ -216,8 +219,8 @@ export function createBatcher(opts: BatcherOptions): Batcher {
         }
         start += p.rows;
         p.resolve({
+          ...result,
           outputs,
-          inferMs: result.inferMs,
           queueMs: dispatchedAt - p.enqueuedAt,
           batchRows: rows,
         });
@@ -275,7 +278,7 @@ export function createBatcher(opts: BatcherOptions): Batcher {
         gapEwma = Number.isFinite(gapEwma) ? 0.8 * gapEwma + 0.2 * gap : gap;
       }
       lastArrival = t;
-      return new Promise<BatchedResult>((resolve, reject) => {
+      return new Promise<BatchedResult<R>>((resolve, reject) => {
         const key = batchKey(inputs, outputs);
         const group = groups.get(key) ?? [];
         group.push({ inputs, outputs, rows: rowsOf(inputs), enqueuedAt: t, resolve, reject });

@@ -10,6 +10,7 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { RuntimeError } from '../errors.js';
 import type { DeviceName, Plan, PlannedWorker } from '../plan/types.js';
+import { type Batcher, createBatcher } from './batcher.js';
 import { cudaProviderFix, cudaProviderStatus } from './cuda.js';
 import type {
   InferResult,
@@ -63,6 +64,10 @@ export interface RuntimeEvents {
   'worker-exit': [worker: PlannedWorker];
   'worker-ready': [worker: PlannedWorker, report: WorkerReport, restart: boolean];
   'worker-failed': [worker: PlannedWorker, error: RuntimeError];
+  /** A worker finished a task: batchers may dispatch what waits. */
+  'worker-free': [worker: PlannedWorker];
+  /** A batch of `rows` rows from `requests` requests went to a worker. */
+  batch: [model: string, rows: number, requests: number];
 }
 
 function isFailure(r: WorkerReport | LoadFailure): r is LoadFailure {
@@ -186,6 +191,7 @@ class WorkerHandle {
     } finally {
       this.inFlight--;
       this.completed++;
+      this.events.emit('worker-free', this.planned);
     }
   }
 
@@ -329,22 +335,62 @@ export async function startRuntime(
     return best;
   }
 
+  const unavailable = (model: string) =>
+    new RuntimeError(
+      'BENTO_ERR_RUNTIME_WORKER_DIED',
+      `no worker holding model \`${model}\` is ready (reloading after a crash)`,
+      { kind: 'UNAVAILABLE' },
+    );
+
+  async function runOn(
+    model: string,
+    inputs: Readonly<Record<string, WireTensor>>,
+    outputs: readonly string[],
+  ): Promise<RuntimeInferResult> {
+    const h = pick(model);
+    if (!h) throw unavailable(model);
+    const result = await h.run({ kind: 'infer', model, inputs, outputs }, buffersOf(inputs));
+    const device = h.planned.sessions.find((s) => s.model === model)?.device ?? 'cpu';
+    return { ...result, service: h.planned.service, worker: h.planned.worker, device };
+  }
+
+  // One batcher per model with `batching`. It dispatches to idle workers holding the model,
+  // and a full batch also to a worker with one task running, so the device never waits for
+  // the round trip between two batches.
+  const batchers = new Map<string, Batcher<RuntimeInferResult>>();
+  for (const s of plan.services.flatMap((svc) => svc.workers.flatMap((w) => w.sessions))) {
+    if (!s.batching || batchers.has(s.model)) continue;
+    const model = s.model;
+    batchers.set(
+      model,
+      createBatcher<RuntimeInferResult>({
+        ...s.batching,
+        capacity: (full) =>
+          (holders.get(model) ?? []).filter(
+            (h) => h.state === 'ready' && (h.inFlight === 0 || (full && h.inFlight < 2)),
+          ).length,
+        execute: (inputs, outputs) => runOn(model, inputs, outputs),
+        onBatch: (rows, requests) => events.emit('batch', model, rows, requests),
+      }),
+    );
+  }
+  const pokeBatchers = (w: PlannedWorker) => {
+    for (const s of w.sessions) batchers.get(s.model)?.poke();
+  };
+  events.on('worker-free', pokeBatchers);
+  events.on('worker-ready', pokeBatchers);
+
   return {
     plan,
     events,
     models,
-    async infer(model, inputs, outputs) {
-      const h = pick(model);
-      if (!h) {
-        throw new RuntimeError(
-          'BENTO_ERR_RUNTIME_WORKER_DIED',
-          `no worker holding model \`${model}\` is ready (reloading after a crash)`,
-          { kind: 'UNAVAILABLE' },
-        );
+    infer(model, inputs, outputs) {
+      const batcher = batchers.get(model);
+      if (!batcher) return runOn(model, inputs, outputs);
+      if (!(holders.get(model) ?? []).some((h) => h.state === 'ready')) {
+        return Promise.reject(unavailable(model));
       }
-      const result = await h.run({ kind: 'infer', model, inputs, outputs }, buffersOf(inputs));
-      const device = h.planned.sessions.find((s) => s.model === model)?.device ?? 'cpu';
-      return { ...result, service: h.planned.service, worker: h.planned.worker, device };
+      return batcher.submit(inputs, outputs);
     },
     ready: () => handles.every((h) => h.state === 'ready'),
     modelReady: (model) => (holders.get(model) ?? []).some((h) => h.state === 'ready'),

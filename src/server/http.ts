@@ -8,8 +8,14 @@ import type { AddressInfo } from 'node:net';
 import { BentoError, type ErrorKind, HttpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Runtime } from '../runtime/pool.js';
+import { HEADER_LENGTH, splitBody } from './binary.js';
 import { createMetrics } from './metrics.js';
-import { modelMetadata, parseInferRequest, toResponseTensors } from './protocol.js';
+import {
+  type EncodedResponse,
+  encodeInferResponse,
+  modelMetadata,
+  parseInferRequest,
+} from './protocol.js';
 
 export interface ServerOptions {
   readonly host: string;
@@ -59,6 +65,30 @@ function send(
     ...headers,
   });
   res.end(text);
+}
+
+/** Writes a response, with the binary tensor extension's framing when there are bytes. */
+function sendInferResponse(res: ServerResponse, body: EncodedResponse): void {
+  if (body.binary.length === 0) {
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body.json),
+    });
+    res.end(body.json);
+    return;
+  }
+  const header = Buffer.from(body.json, 'utf8');
+  const length = body.binary.reduce((n, b) => n + b.length, header.length);
+  res.writeHead(200, {
+    'content-type': 'application/octet-stream',
+    'content-length': length,
+    [HEADER_LENGTH]: header.length,
+  });
+  // One writev for the header and every tensor, without copying them into one buffer.
+  res.cork();
+  res.write(header);
+  for (const b of body.binary) res.write(b);
+  res.end(); // flushes what was corked
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
@@ -147,8 +177,11 @@ export async function startServer(runtime: Runtime, opts: ServerOptions): Promis
     try {
       const body = await readBody(req, limit);
       let json: unknown;
+      let binary: Buffer | null;
       try {
-        json = JSON.parse(body.toString('utf8'));
+        const parts = splitBody(body, req.headers[HEADER_LENGTH]);
+        binary = parts.binary;
+        json = JSON.parse(parts.json.toString('utf8'));
       } catch (e) {
         throw new HttpError(
           'BENTO_ERR_HTTP_BAD_REQUEST',
@@ -156,7 +189,7 @@ export async function startServer(runtime: Runtime, opts: ServerOptions): Promis
           `request body is not valid JSON: ${(e as Error).message}`,
         );
       }
-      const request = parseInferRequest(json, model);
+      const request = parseInferRequest(json, model, binary);
       const sent = performance.now();
       const result = await timeout(
         runtime.infer(name, request.inputs, request.outputs),
@@ -175,12 +208,7 @@ export async function startServer(runtime: Runtime, opts: ServerOptions): Promis
         { model: name },
         Math.max(0, performance.now() - sent - result.inferMs) / 1000,
       );
-      send(res, 200, {
-        model_name: name,
-        model_version: '1',
-        ...(request.id === undefined ? {} : { id: request.id }),
-        outputs: toResponseTensors(result.outputs),
-      });
+      sendInferResponse(res, encodeInferResponse(name, request, result.outputs));
     } catch (e) {
       status = statusFor(e);
       if (status >= 500) opts.log.warn(`model ${name}: ${(e as Error).message}`);
@@ -223,7 +251,11 @@ export async function startServer(runtime: Runtime, opts: ServerOptions): Promis
       return send(res, r.ready ? 200 : 503, r);
     }
     if (get && path === '/v2') {
-      return send(res, 200, { name: 'bento-run', version: opts.version, extensions: [] });
+      return send(res, 200, {
+        name: 'bento-run',
+        version: opts.version,
+        extensions: ['binary_tensor_data'],
+      });
     }
     if (get && path === '/metrics') {
       const text = await metrics.registry.metrics();

@@ -19,6 +19,7 @@ export interface Metrics {
   readonly inFlight: Gauge<'service'>;
   readonly workerRequests: Counter<'service' | 'worker' | 'device'>;
   readonly workerRestarts: Counter<'service' | 'worker' | 'device'>;
+  readonly batchSize: Histogram<'model'>;
 }
 
 export function createMetrics(runtime: Runtime): Metrics {
@@ -68,6 +69,13 @@ export function createMetrics(runtime: Runtime): Metrics {
       labelNames: ['service', 'worker', 'device'],
       registers: [registry],
     }),
+    batchSize: new Histogram({
+      name: 'bento_batch_size',
+      help: 'Rows per session.run of batched models',
+      labelNames: ['model'],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      registers: [registry],
+    }),
     workerRestarts: new Counter({
       name: 'bento_worker_restarts_total',
       help: 'Worker threads replaced after they died',
@@ -90,6 +98,7 @@ export function createMetrics(runtime: Runtime): Metrics {
     },
   });
   for (const s of runtime.plan.services) metrics.inFlight.set({ service: s.name }, 0);
+  runtime.events.on('batch', (model, rows) => metrics.batchSize.observe({ model }, rows));
   runtime.events.on('worker-exit', (w) => {
     metrics.workerRestarts.inc({
       service: w.service,

@@ -16,6 +16,7 @@ import {
   type ProtocolDatatype,
   TYPED_ARRAY,
 } from '../runtime/tensor.js';
+import { decodeBinaryTensor, encodeBinaryTensor } from './binary.js';
 
 export interface InferRequest {
   readonly id: string | undefined;
@@ -23,13 +24,22 @@ export interface InferRequest {
   /** Output names asked for; empty means all. */
   readonly outputs: string[];
   readonly parameters: Readonly<Record<string, unknown>>;
+  /** Whether an output goes back as binary data (the binary tensor extension). */
+  readonly binaryOutput: (name: string) => boolean;
 }
 
 export interface ResponseTensor {
   readonly name: string;
   readonly datatype: ProtocolDatatype;
   readonly shape: readonly number[];
-  readonly data: unknown[];
+  readonly data?: unknown[];
+  readonly parameters?: { readonly binary_data_size: number };
+}
+
+/** A response: the JSON header, and the binary tensor bytes that follow it (maybe none). */
+export interface EncodedResponse {
+  readonly json: string;
+  readonly binary: readonly Buffer[];
 }
 
 function bad(message: string): HttpError {
@@ -49,14 +59,31 @@ const INT_RANGES: Partial<Record<OrtType, readonly [number, number]>> = {
   uint32: [0, 4294967295],
 };
 
-/** Flattens nested `data` arrays (row-major), as the protocol allows both forms. */
-function flatten(data: unknown[]): unknown[] {
+/**
+ * Flattens nested `data` (row-major), as the protocol allows both forms. Nested data must
+ * follow the shape exactly: `[[1, 2], [3, 4, 5, 6, 7, 8]]` is not a [2, 4] tensor.
+ */
+function flatten(data: unknown[], dims: readonly number[], name: string): unknown[] {
   if (!data.some(Array.isArray)) return data;
   const out: unknown[] = [];
-  const walk = (v: unknown[]) => {
-    for (const x of v) Array.isArray(x) ? walk(x) : out.push(x);
+  const walk = (v: unknown, depth: number, at: string) => {
+    if (depth === dims.length) {
+      if (Array.isArray(v))
+        throw bad(
+          `input \`${name}\`: data${at} is nested deeper than the shape [${dims.join(', ')}]`,
+        );
+      out.push(v);
+      return;
+    }
+    if (!Array.isArray(v) || v.length !== dims[depth]) {
+      const got = Array.isArray(v) ? `${v.length} items` : 'a single value';
+      throw bad(
+        `input \`${name}\`: data${at} has ${got}, shape [${dims.join(', ')}] needs ${dims[depth]} at dimension ${depth}`,
+      );
+    }
+    v.forEach((x, i) => walk(x, depth + 1, `${at}[${i}]`));
   };
-  walk(data);
+  walk(data, 0, '');
   return out;
 }
 
@@ -129,7 +156,11 @@ function checkShape(name: string, shape: unknown, sig: TensorSignature): number[
 }
 
 /** Parses and checks an infer request body against the model's signature. */
-export function parseInferRequest(body: unknown, model: ModelInfo): InferRequest {
+export function parseInferRequest(
+  body: unknown,
+  model: ModelInfo,
+  binary: Buffer | null = null,
+): InferRequest {
   if (!isRecord(body)) throw bad('the request body must be a JSON object with `inputs`');
   const { id, inputs, outputs, parameters } = body;
   if (id !== undefined && typeof id !== 'string') throw bad('`id` must be a string');
@@ -138,6 +169,7 @@ export function parseInferRequest(body: unknown, model: ModelInfo): InferRequest
   if (!Array.isArray(inputs) || inputs.length === 0) throw bad('`inputs` must be a non-empty list');
   const byName = new Map(model.inputs.map((s) => [s.name, s]));
   const tensors: Record<string, WireTensor> = {};
+  let offset = 0;
   for (const [i, raw] of inputs.entries()) {
     if (!isRecord(raw))
       throw bad(`inputs[${i}] must be an object with name, shape, datatype, data`);
@@ -163,8 +195,27 @@ export function parseInferRequest(body: unknown, model: ModelInfo): InferRequest
       );
     }
     const dims = checkShape(name, raw.shape, sig);
+    const size = isRecord(raw.parameters) ? raw.parameters.binary_data_size : undefined;
+    if (size !== undefined) {
+      if (!Number.isInteger(size) || (size as number) < 0) {
+        throw bad(`input \`${name}\`: parameters.binary_data_size must be a non-negative integer`);
+      }
+      if (!binary || offset + (size as number) > binary.length) {
+        throw bad(
+          `input \`${name}\`: binary_data_size is ${size} but only ${binary ? binary.length - offset : 0} binary bytes follow the JSON header (Inference-Header-Content-Length)`,
+        );
+      }
+      const bytes = binary.subarray(offset, offset + (size as number));
+      offset += size as number;
+      try {
+        tensors[name] = { type, dims, data: decodeBinaryTensor(type, dims, bytes) };
+      } catch (e) {
+        throw bad(`input \`${name}\`: binary data ${(e as Error).message}`);
+      }
+      continue;
+    }
     if (!Array.isArray(raw.data)) throw bad(`input \`${name}\`: data must be a list`);
-    const values = flatten(raw.data);
+    const values = flatten(raw.data, dims, name);
     const expected = elementCount(dims);
     if (values.length !== expected) {
       throw bad(
@@ -178,19 +229,29 @@ export function parseInferRequest(body: unknown, model: ModelInfo): InferRequest
     throw bad(
       `missing input${missing.length > 1 ? 's' : ''} ${missing.map((m) => `\`${m}\``).join(', ')}`,
     );
+  if (binary && offset !== binary.length) {
+    throw bad(
+      `${binary.length - offset} binary bytes follow the JSON header that no input claims (parameters.binary_data_size)`,
+    );
+  }
+  const all = isRecord(parameters) && parameters.binary_data_output === true;
+  const { names, binaryByName } = parseOutputs(outputs, model);
   return {
     id,
     inputs: tensors,
-    outputs: parseOutputs(outputs, model),
+    outputs: names,
     parameters: parameters ?? {},
+    // Triton: an output's own `binary_data` wins over the request's `binary_data_output`.
+    binaryOutput: (name) => binaryByName.get(name) ?? all,
   };
 }
 
-function parseOutputs(outputs: unknown, model: ModelInfo): string[] {
-  if (outputs === undefined) return [];
+function parseOutputs(outputs: unknown, model: ModelInfo) {
+  const binaryByName = new Map<string, boolean>();
+  if (outputs === undefined) return { names: [], binaryByName };
   if (!Array.isArray(outputs)) throw bad('`outputs` must be a list of {"name": ...}');
   const known = new Set(model.outputs.map((o) => o.name));
-  return outputs.map((o, i) => {
+  const names = outputs.map((o, i) => {
     const name = isRecord(o) ? o.name : undefined;
     if (typeof name !== 'string') throw bad(`outputs[${i}].name must be a string`);
     if (!known.has(name)) {
@@ -198,8 +259,11 @@ function parseOutputs(outputs: unknown, model: ModelInfo): string[] {
         `unknown output \`${name}\` for model \`${model.name}\` (outputs: ${[...known].join(', ')})`,
       );
     }
+    const flag = isRecord(o) && isRecord(o.parameters) ? o.parameters.binary_data : undefined;
+    if (typeof flag === 'boolean') binaryByName.set(name, flag);
     return name;
   });
+  return { names, binaryByName };
 }
 
 /** A runtime tensor -> JSON `data` (flat, row-major). */
@@ -217,13 +281,27 @@ export function toJsonData(t: WireTensor): unknown[] {
   return Array.from(d as Float32Array);
 }
 
-export function toResponseTensors(outputs: Readonly<Record<string, WireTensor>>): ResponseTensor[] {
-  return Object.entries(outputs).map(([name, t]) => ({
-    name,
-    datatype: ORT_TO_PROTOCOL[t.type],
-    shape: t.dims,
-    data: toJsonData(t),
-  }));
+/** The response body: outputs as JSON `data`, or as binary bytes after the JSON header. */
+export function encodeInferResponse(
+  model: string,
+  request: Pick<InferRequest, 'id' | 'binaryOutput'>,
+  outputs: Readonly<Record<string, WireTensor>>,
+): EncodedResponse {
+  const binary: Buffer[] = [];
+  const tensors: ResponseTensor[] = Object.entries(outputs).map(([name, t]) => {
+    const head = { name, datatype: ORT_TO_PROTOCOL[t.type], shape: t.dims };
+    if (!request.binaryOutput(name)) return { ...head, data: toJsonData(t) };
+    const bytes = encodeBinaryTensor(t);
+    binary.push(bytes);
+    return { ...head, parameters: { binary_data_size: bytes.length } };
+  });
+  const json = JSON.stringify({
+    model_name: model,
+    model_version: '1',
+    ...(request.id === undefined ? {} : { id: request.id }),
+    outputs: tensors,
+  });
+  return { json, binary };
 }
 
 /** `GET /v2/models/{model}` */
