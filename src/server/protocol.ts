@@ -81,7 +81,7 @@ function flatten(data: unknown[], dims: readonly number[], name: string): unknow
         `input \`${name}\`: data${at} has ${got}, shape [${dims.join(', ')}] needs ${dims[depth]} at dimension ${depth}`,
       );
     }
-    v.forEach((x, i) => walk(x, depth + 1, `${at}[${i}]`));
+    for (const [i, x] of v.entries()) walk(x, depth + 1, `${at}[${i}]`);
   };
   walk(data, 0, '');
   return out;
