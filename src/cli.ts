@@ -418,7 +418,16 @@ async function serveCommand(files: string[], opts: Options, io: CliIO): Promise<
       worker: w.worker,
     });
   });
-  const runtime = await startRuntime(plan, switches, events);
+  const runtime = await startRuntime(plan, switches, events).catch((e: unknown) => {
+    // A load failure is already a RuntimeError; anything else (a thread that died while it
+    // loaded) still gets a plain message rather than an internal-error stack.
+    if (e instanceof BentoError) throw e;
+    throw new RuntimeError(
+      'BENTO_ERR_RUNTIME_WORKER_DIED',
+      `a worker thread died while loading its models: ${(e as Error).message}`,
+      { cause: e },
+    );
+  });
   let server: RunningServer;
   try {
     server = await startServer(runtime, {
@@ -441,8 +450,10 @@ async function serveCommand(files: string[], opts: Options, io: CliIO): Promise<
     port: server.port,
   });
   const signal = await stop;
+  // drain() closes the listener at once; say so only after it has.
+  const drained = server.drain();
   log.info(`${signal}: finishing in-flight requests, then stopping`, { event: 'draining', signal });
-  await server.drain();
+  await drained;
   await runtime.close();
   log.info('stopped', { event: 'stopped' });
   return EXIT_OK;

@@ -323,6 +323,13 @@ const CASES: readonly Case[] = [
     error: /no route for GET \/v3\/models/,
   },
   {
+    what: 'a malformed percent-escape in the URL',
+    method: 'GET',
+    path: '/v2/models/%E0%A4%A/ready',
+    status: 400,
+    error: /malformed URL: \/v2\/models\/%E0%A4%A\/ready/,
+  },
+  {
     what: 'POST on a GET route',
     method: 'POST',
     path: '/v2/health/ready',

@@ -238,10 +238,20 @@ export async function startServer(runtime: Runtime, opts: ServerOptions): Promis
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const path = url.pathname.replace(/\/+$/, '') || '/';
+    const raw = req.url ?? '/';
+    const query = raw.indexOf('?');
+    const path = (query < 0 ? raw : raw.slice(0, query)).replace(/\/+$/, '') || '/';
     const method = req.method ?? 'GET';
-    const parts = path.split('/').slice(1).map(decodeURIComponent);
+    let parts: string[];
+    try {
+      parts = path.split('/').slice(1).map(decodeURIComponent);
+    } catch {
+      throw new HttpError(
+        'BENTO_ERR_HTTP_BAD_REQUEST',
+        'INVALID_ARGUMENT',
+        `malformed URL: ${raw}`,
+      );
+    }
     const get = method === 'GET' || method === 'HEAD';
 
     if (get && (path === '/v2/health/live' || path === '/livez'))
