@@ -184,7 +184,7 @@ ${lines.join('\n')}
 Options:
   -h, --help       help for bento-run or a command (bento-run plan --help)
   -v, --version    print the version
-  --format json    machine-readable output (validate, plan)
+  --format json    machine-readable output (validate, plan, doctor)
 
 Exit codes: 0 success, 2 invalid spec or usage, 1 runtime failure.
 `;

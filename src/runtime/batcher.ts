@@ -118,11 +118,16 @@ export interface Batcher<R extends InferResult = InferResult> {
   queued(): number;
 }
 
-/** Requests merge only when everything but dimension 0 agrees. */
+/**
+ * Requests merge only when everything but dimension 0 agrees. A request whose inputs differ in
+ * dimension 0 (a model that broadcasts) has no rows to stack: null, it runs alone.
+ */
 function batchKey(
   inputs: Readonly<Record<string, WireTensor>>,
   outputs: readonly string[],
-): string {
+): string | null {
+  const rows = new Set(Object.values(inputs).map((t) => t.dims[0]));
+  if (rows.size !== 1 || rows.has(undefined)) return null;
   const parts = Object.keys(inputs)
     .sort()
     .map((k) => `${k}:${inputs[k]!.type}:${inputs[k]!.dims.slice(1).join('x')}`);
@@ -175,6 +180,7 @@ export function createBatcher<R extends InferResult = InferResult>(
   let gapEwma = Number.POSITIVE_INFINITY;
   let timer: NodeJS.Timeout | undefined;
   let queued = 0;
+  let loners = 0;
 
   function expectedGap(): number {
     if (Number.isNaN(lastArrival)) return Number.POSITIVE_INFINITY;
@@ -206,6 +212,15 @@ export function createBatcher<R extends InferResult = InferResult>(
       for (const name of names) inputs[name] = concat(batch.map((p) => p.inputs[name]!));
       const result = await opts.execute(inputs, batch[0]!.outputs);
       cost.observe(rows, result.inferMs);
+      if (batch.length === 1) {
+        // Nothing to split: the outputs are the request's own, whatever their dimension 0.
+        batch[0]!.resolve({
+          ...result,
+          queueMs: dispatchedAt - batch[0]!.enqueuedAt,
+          batchRows: rows,
+        });
+        return;
+      }
       let start = 0;
       for (const p of batch) {
         const outputs: Record<string, WireTensor> = {};
@@ -279,7 +294,7 @@ export function createBatcher<R extends InferResult = InferResult>(
       }
       lastArrival = t;
       return new Promise<BatchedResult<R>>((resolve, reject) => {
-        const key = batchKey(inputs, outputs);
+        const key = batchKey(inputs, outputs) ?? `alone#${++loners}`;
         const group = groups.get(key) ?? [];
         group.push({ inputs, outputs, rows: rowsOf(inputs), enqueuedAt: t, resolve, reject });
         groups.set(key, group);
