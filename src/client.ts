@@ -141,7 +141,8 @@ function parseJson<T>(status: number, bytes: Buffer): T {
 
 /** Input data as the typed array its datatype travels in (FP16 as half bits, BOOL as bytes). */
 function fromInput(datatype: ProtocolDatatype, data: InferInput['data']): TensorData {
-  if (Array.isArray(data) && typeof data[0] === 'string') return data as string[];
+  // By the datatype, not the first value: INT64 and UINT64 may be given as numeric strings.
+  if (datatype === 'BYTES') return data as string[];
   if (ArrayBuffer.isView(data)) return data as TensorData;
   return fromJsonData(datatype, data as readonly unknown[]);
 }

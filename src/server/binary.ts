@@ -71,7 +71,7 @@ export function splitBody(body: Buffer, headerLength: string | string[] | undefi
   const n = Number(Array.isArray(headerLength) ? headerLength[0] : headerLength);
   if (!Number.isInteger(n) || n < 0 || n > body.length) {
     throw new Error(
-      `Inference-Header-Content-Length is ${headerLength}, the body has ${body.length} bytes`,
+      `Inference-Header-Content-Length is ${headerLength}: it must be the JSON header's length in bytes, an integer from 0 to the body's ${body.length}`,
     );
   }
   return { json: body.subarray(0, n), binary: body.subarray(n) };

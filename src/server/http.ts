@@ -176,11 +176,15 @@ export async function startServer(runtime: Runtime, opts: ServerOptions): Promis
     let status = 200;
     try {
       const body = await readBody(req, limit);
-      let json: unknown;
-      let binary: Buffer | null;
+      let parts: ReturnType<typeof splitBody>;
       try {
-        const parts = splitBody(body, req.headers[HEADER_LENGTH]);
-        binary = parts.binary;
+        parts = splitBody(body, req.headers[HEADER_LENGTH]);
+      } catch (e) {
+        throw new HttpError('BENTO_ERR_HTTP_BAD_REQUEST', 'INVALID_ARGUMENT', (e as Error).message);
+      }
+      const binary = parts.binary;
+      let json: unknown;
+      try {
         json = JSON.parse(parts.json.toString('utf8'));
       } catch (e) {
         throw new HttpError(
