@@ -283,6 +283,8 @@ function requireFiles(files: string[], name: string, one = false): void {
     throw new UsageError(`\`${name}\` takes one spec file (got ${files.length})`);
 }
 
+const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
 function validateCommand(files: string[], opts: Options, io: CliIO): number {
   requireFiles(files, 'validate');
   const json = opts.format === 'json';
@@ -296,7 +298,7 @@ function validateCommand(files: string[], opts: Options, io: CliIO): number {
         for (const w of warnings) io.stderr(`${formatDiagnostic(w)}\n`);
         const workers = spec.services.reduce((n, s) => n + s.workers.length, 0);
         io.stdout(
-          `${file}: ok (${Object.keys(spec.models).length} models, ${spec.services.length} services, ${workers} workers)\n`,
+          `${file}: ok (${count(Object.keys(spec.models).length, 'model')}, ${count(spec.services.length, 'service')}, ${count(workers, 'worker')})\n`,
         );
       }
     } catch (e) {
