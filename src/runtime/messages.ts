@@ -48,6 +48,8 @@ export interface WorkerData {
   readonly forceCpuSessions: boolean;
   /** Test switch: wait this long before loading, so a test can kill a thread mid-load. */
   readonly loadDelayMs: number;
+  /** Test switch: a shared counter of threads that must exit before they are ready. */
+  readonly bootstrapCrashes: SharedArrayBuffer;
   /** Test switch: BroadcastChannel on which the main thread asks this thread to exit. */
   readonly crashChannel: string;
 }

@@ -92,18 +92,25 @@ class WorkerHandle {
   completed = 0;
   restarts = 0;
   report: WorkerReport | null = null;
-  readonly pool: Piscina<Task, WorkerReport | LoadFailure | InferResult>;
-  private created = 0;
+  pool: Piscina<Task, WorkerReport | LoadFailure | InferResult>;
   /** Models whose 'session-loaded' was emitted for the current thread. */
   private readonly announced = new Set<string>();
   private readonly crashChannel = `bento-run:crash:${process.pid}:${++crashChannels}`;
+  /** Test switch: how many of the next threads exit before they are ready (shared with them). */
+  private readonly bootstrapCrashes = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(
     readonly planned: PlannedWorker,
-    opts: RuntimeOptions,
+    private readonly opts: RuntimeOptions,
     private readonly events: EventEmitter<RuntimeEvents>,
   ) {
-    this.pool = new Piscina({
+    this.pool = this.createPool(false);
+  }
+
+  private createPool(
+    replacement: boolean,
+  ): Piscina<Task, WorkerReport | LoadFailure | InferResult> {
+    const pool = new Piscina<Task, WorkerReport | LoadFailure | InferResult>({
       filename: WORKER_FILE,
       name: 'default',
       minThreads: 1,
@@ -113,29 +120,42 @@ class WorkerHandle {
       // queue: under steady load one request starved for seconds (max 3 s at 8 in flight).
       stricterFIFO: true,
       workerData: {
-        worker: planned,
-        forceCpuSessions: opts.forceCpuSessions === true,
-        loadDelayMs: opts.loadDelayMs ?? 0,
+        worker: this.planned,
+        forceCpuSessions: this.opts.forceCpuSessions === true,
+        loadDelayMs: this.opts.loadDelayMs ?? 0,
         crashChannel: this.crashChannel,
+        bootstrapCrashes: this.bootstrapCrashes.buffer,
       },
     });
-    this.pool.on('message', (m: { kind?: string; report?: SessionReport }) => {
+    pool.on('message', (m: { kind?: string; report?: SessionReport }) => {
       if (m.kind === 'session-loaded' && m.report) this.announce(m.report);
     });
     // A thread that dies with no task in flight is reported as a pool 'error'; one with tasks
     // fails them instead. Either way Piscina replaces the thread, and workerDestroy tells us.
-    this.pool.on('error', () => undefined);
-    this.pool.on('workerDestroy', () => {
-      if (this.state === 'closed') return;
+    pool.on('error', () => undefined);
+    pool.on('workerDestroy', () => {
+      if (this.state === 'closed' || pool !== this.pool) return;
       this.state = 'loading';
       this.report = null;
       this.announced.clear();
       this.events.emit('worker-exit', this.planned);
+      // Piscina stops replacing threads for good once one dies before it is ready (during its
+      // bootstrap). Then no thread is left: start a new pool for the same slot and device.
+      setImmediate(() => {
+        if (this.state !== 'closed' && pool === this.pool && pool.threads.length === 0) {
+          this.pool = this.createPool(true);
+          void pool.destroy();
+        }
+      });
     });
-    this.pool.on('workerCreate', () => {
-      this.created++;
-      if (this.created > 1 && this.state !== 'closed') void this.reload();
+    let created = 0;
+    pool.on('workerCreate', () => {
+      created++;
+      if ((replacement || created > 1) && this.state !== 'closed' && pool === this.pool) {
+        void this.reload();
+      }
     });
+    return pool;
   }
 
   /** Emits 'session-loaded' once per session and load. */
@@ -198,8 +218,12 @@ class WorkerHandle {
     }
   }
 
-  /** Test switch: ends the current thread, whatever it is doing, and waits for it to exit. */
-  async crash(): Promise<void> {
+  /**
+   * Test switch: ends the current thread, whatever it is doing, and waits for it to exit;
+   * `failBootstraps` more threads then exit before they are ready, as a broken start would.
+   */
+  async crash(failBootstraps = 0): Promise<void> {
+    Atomics.store(this.bootstrapCrashes, 0, failBootstraps);
     const thread = this.pool.threads[0];
     if (!thread) return;
     const exited = once(thread, 'exit');
@@ -266,7 +290,7 @@ export interface Runtime {
    * Test switch: ends the thread of a worker as a crash would, whatever it is doing (loading,
    * running a request, idle), and resolves once it has exited.
    */
-  crashWorker(service: string, worker: number): Promise<void>;
+  crashWorker(service: string, worker: number, opts?: { failBootstraps?: number }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -398,13 +422,13 @@ export async function startRuntime(
     ready: () => handles.every((h) => h.state === 'ready'),
     modelReady: (model) => (holders.get(model) ?? []).some((h) => h.state === 'ready'),
     workers: () => handles.map((h) => h.status()),
-    async crashWorker(service, worker) {
+    async crashWorker(service, worker, crashOpts = {}) {
       const h = bySlot.get(`${service}/${worker}`);
       if (!h)
         throw new RuntimeError('BENTO_ERR_RUNTIME_WORKER_DIED', `no worker ${service}/${worker}`, {
           kind: 'NOT_FOUND',
         });
-      await h.crash();
+      await h.crash(crashOpts.failBootstraps ?? 0);
     },
     async close() {
       await Promise.allSettled(handles.map((h) => h.close()));

@@ -21,6 +21,9 @@ import type {
 import { normaliseData } from './tensor.js';
 
 const data = Piscina.workerData as WorkerData;
+// Test switch (crashWorker's failBootstraps): exit before this thread is ready, as a thread
+// whose start breaks would. Counts down in memory shared with the main thread.
+if (Atomics.sub(new Int32Array(data.bootstrapCrashes), 0, 1) > 0) process.exit(71);
 const sessions = new Map<string, ort.InferenceSession>();
 // Loading starts as soon as the thread does; tasks wait for it. It never rejects, so a failed
 // load is reported through the init task instead of killing the thread during bootstrap.
