@@ -52,6 +52,20 @@ export function statusFor(e: unknown): number {
   return e instanceof BentoError ? STATUS[e.kind] : 500;
 }
 
+/** Answers `{"error"}` with the error's status (503 with Retry-After); returns the status. */
+function sendError(res: ServerResponse, e: unknown): number {
+  const status = statusFor(e);
+  if (!res.headersSent) {
+    send(
+      res,
+      status,
+      { error: (e as Error).message },
+      status === 503 ? { 'retry-after': '1' } : {},
+    );
+  }
+  return status;
+}
+
 function send(
   res: ServerResponse,
   status: number,
@@ -160,15 +174,12 @@ export async function startServer(runtime: Runtime, opts: ServerOptions): Promis
     const busy = inFlightByService.get(service.name) ?? 0;
     if (busy >= service.maxConcurrency) {
       req.resume();
-      metrics.requests.inc({ model: name, status: '503' });
-      send(
-        res,
-        503,
-        {
-          error: `service \`${service.name}\` is at its limit of ${service.maxConcurrency} requests in flight (traffic.max_concurrency); retry later`,
-        },
-        { 'retry-after': '1' },
+      const e = new HttpError(
+        'BENTO_ERR_HTTP_OVERLOADED',
+        'UNAVAILABLE',
+        `service \`${service.name}\` is at its limit of ${service.maxConcurrency} requests in flight (traffic.max_concurrency); retry later`,
       );
+      metrics.requests.inc({ model: name, status: String(sendError(res, e)) });
       return;
     }
     inFlightByService.set(service.name, busy + 1);
@@ -214,15 +225,8 @@ export async function startServer(runtime: Runtime, opts: ServerOptions): Promis
       );
       sendInferResponse(res, encodeInferResponse(name, request, result.outputs));
     } catch (e) {
-      status = statusFor(e);
+      status = sendError(res, e);
       if (status >= 500) opts.log.warn(`model ${name}: ${(e as Error).message}`);
-      if (!res.headersSent)
-        send(
-          res,
-          status,
-          { error: (e as Error).message },
-          status === 503 ? { 'retry-after': '1' } : {},
-        );
     } finally {
       inFlightByService.set(service.name, (inFlightByService.get(service.name) ?? 1) - 1);
       metrics.inFlight.dec({ service: service.name });
@@ -334,10 +338,9 @@ export async function startServer(runtime: Runtime, opts: ServerOptions): Promis
       }
     });
     route(req, res).catch((e: unknown) => {
-      const status = statusFor(e);
-      if (status >= 500) opts.log.error(`${req.method} ${req.url}: ${(e as Error).stack ?? e}`);
       req.resume();
-      if (!res.headersSent) send(res, status, { error: (e as Error).message });
+      const status = sendError(res, e);
+      if (status >= 500) opts.log.error(`${req.method} ${req.url}: ${(e as Error).stack ?? e}`);
     });
   });
   server.keepAliveTimeout = 65_000; // longer than common load balancers' idle timeouts
