@@ -437,6 +437,7 @@ async function serveCommand(files: string[], opts: Options, io: CliIO): Promise<
       port: opts.port === undefined ? spec.server.port : port,
       version: version(),
       log,
+      maxBodyBytes: spec.server.maxBodyMb * 1024 * 1024,
       testHooks: switches.testHooks,
     });
   } catch (e) {

@@ -125,7 +125,11 @@ services:
   test('fills every default', () => {
     const s = spec(minimal);
     assert.equal(s.name, DEFAULTS.name);
-    assert.deepEqual(s.server, { host: DEFAULTS.host, port: DEFAULTS.port });
+    assert.deepEqual(s.server, {
+      host: DEFAULTS.host,
+      port: DEFAULTS.port,
+      maxBodyMb: DEFAULTS.maxBodyMb,
+    });
     assert.deepEqual(s.services[0]?.resources, { gpu: 0, gpuType: null, cpu: null, memory: null });
     assert.deepEqual(s.services[0]?.traffic, {
       timeoutS: DEFAULTS.timeoutS,
@@ -318,6 +322,7 @@ describe('the schema file', () => {
       '/properties/name': DEFAULTS.name,
       '/properties/server/properties/host': DEFAULTS.host,
       '/properties/server/properties/port': DEFAULTS.port,
+      '/properties/server/properties/max_body_mb': DEFAULTS.maxBodyMb,
       [`${model}/batching/properties/max_batch_size`]: DEFAULTS.maxBatchSize,
       [`${model}/batching/properties/max_latency_ms`]: DEFAULTS.maxLatencyMs,
       [`${model}/batching/properties/policy`]: DEFAULTS.batchPolicy,

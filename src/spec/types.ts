@@ -55,6 +55,7 @@ export interface BentoFile {
   server?: {
     host?: string;
     port?: number;
+    max_body_mb?: number;
   };
 }
 
@@ -63,6 +64,7 @@ export const DEFAULTS = {
   name: 'bento',
   host: '127.0.0.1',
   port: 3000,
+  maxBodyMb: 64,
   maxBatchSize: 32,
   maxLatencyMs: 5,
   batchPolicy: 'adaptive' as BatchPolicy,
@@ -138,7 +140,7 @@ export interface Spec {
   readonly models: Readonly<Record<string, ModelSpec>>;
   /** In declaration order: GPU blocks are allocated in this order. */
   readonly services: readonly ServiceSpec[];
-  readonly server: { readonly host: string; readonly port: number };
+  readonly server: { readonly host: string; readonly port: number; readonly maxBodyMb: number };
   /** Dotted path -> position of that node in the file, for errors raised after validation. */
   readonly positions: ReadonlyMap<string, SourcePosition>;
 }

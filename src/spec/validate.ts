@@ -352,6 +352,7 @@ function resolveSpec(parsed: ParsedSpec, file: BentoFile, sizeOf: (model: string
     server: {
       host: file.server?.host ?? DEFAULTS.host,
       port: file.server?.port ?? DEFAULTS.port,
+      maxBodyMb: file.server?.max_body_mb ?? DEFAULTS.maxBodyMb,
     },
     positions: collectPositions(parsed),
   };

@@ -109,7 +109,7 @@ export function makeSpec(input: SpecInput): Spec {
     name: input.name ?? 'test',
     models,
     services,
-    server: { host: DEFAULTS.host, port: DEFAULTS.port },
+    server: { host: DEFAULTS.host, port: DEFAULTS.port, maxBodyMb: DEFAULTS.maxBodyMb },
     positions,
   };
 }
