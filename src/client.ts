@@ -11,6 +11,7 @@ import {
   PROTOCOL_TO_ORT,
   type ProtocolDatatype,
   TYPED_ARRAY,
+  toJsonValues,
 } from './runtime/tensor.js';
 import {
   decodeBinaryTensor,
@@ -98,17 +99,6 @@ function datatypeOf(data: InferInput['data']): ProtocolDatatype {
   return 'FP32';
 }
 
-function jsonData(datatype: ProtocolDatatype, data: InferInput['data']): unknown[] {
-  if (datatype === 'FP16' && data instanceof Uint16Array) return Array.from(data, halfToFloat);
-  if (datatype === 'BOOL' && data instanceof Uint8Array) return Array.from(data, (v) => v !== 0);
-  if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
-    return Array.from(data, (v: bigint) =>
-      v <= 9007199254740991n && v >= -9007199254740991n ? Number(v) : v.toString(),
-    );
-  }
-  return Array.from(data as ArrayLike<unknown>);
-}
-
 /** JSON `data` -> the typed array for the datatype. */
 export function fromJsonData(datatype: ProtocolDatatype, values: readonly unknown[]): TensorData {
   const type: OrtType = PROTOCOL_TO_ORT[datatype];
@@ -192,7 +182,12 @@ export class BentoClient {
       inputs: Object.entries(inputs).map(([name, t]) => {
         const datatype = t.datatype ?? datatypeOf(t.data);
         if (!opts.binary)
-          return { name, shape: t.shape, datatype, data: jsonData(datatype, t.data) };
+          return {
+            name,
+            shape: t.shape,
+            datatype,
+            data: toJsonValues(PROTOCOL_TO_ORT[datatype], t.data),
+          };
         const bytes = encodeBinaryTensor({
           type: PROTOCOL_TO_ORT[datatype],
           dims: t.shape,

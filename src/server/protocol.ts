@@ -15,6 +15,7 @@ import {
   PROTOCOL_TO_ORT,
   type ProtocolDatatype,
   TYPED_ARRAY,
+  toJsonValues,
 } from '../runtime/tensor.js';
 import { decodeBinaryTensor, encodeBinaryTensor } from './binary.js';
 
@@ -266,21 +267,6 @@ function parseOutputs(outputs: unknown, model: ModelInfo) {
   return { names, binaryByName };
 }
 
-/** A runtime tensor -> JSON `data` (flat, row-major). */
-export function toJsonData(t: WireTensor): unknown[] {
-  const d = t.data;
-  if (Array.isArray(d)) return d;
-  if (t.type === 'bool') return Array.from(d as Uint8Array, (v) => v !== 0);
-  if (t.type === 'float16') return Array.from(d as Uint16Array, halfToFloat);
-  if (d instanceof BigInt64Array || d instanceof BigUint64Array) {
-    // Beyond 2^53 a JSON number cannot hold the value exactly; send those as strings.
-    return Array.from(d, (v: bigint) =>
-      v <= 9007199254740991n && v >= -9007199254740991n ? Number(v) : v.toString(),
-    );
-  }
-  return Array.from(d as Float32Array);
-}
-
 /** The response body: outputs as JSON `data`, or as binary bytes after the JSON header. */
 export function encodeInferResponse(
   model: string,
@@ -290,7 +276,7 @@ export function encodeInferResponse(
   const binary: Buffer[] = [];
   const tensors: ResponseTensor[] = Object.entries(outputs).map(([name, t]) => {
     const head = { name, datatype: ORT_TO_PROTOCOL[t.type], shape: t.dims };
-    if (!request.binaryOutput(name)) return { ...head, data: toJsonData(t) };
+    if (!request.binaryOutput(name)) return { ...head, data: toJsonValues(t.type, t.data) };
     const bytes = encodeBinaryTensor(t);
     binary.push(bytes);
     return { ...head, parameters: { binary_data_size: bytes.length } };
