@@ -16,6 +16,7 @@ import {
   get,
   type InProcessServer,
   type JsonResponse,
+  openDirectSessions,
   post,
   type Sample,
   samples,
@@ -27,7 +28,7 @@ import {
 } from './helpers/server.js';
 
 let srv: InProcessServer;
-const direct = new Map<string, ort.InferenceSession>();
+let direct = new Map<string, ort.InferenceSession>();
 /** Every batch the runtime dispatched, as its 'batch' events said. */
 const batches: { model: string; rows: number; requests: number }[] = [];
 
@@ -39,20 +40,10 @@ before(async () => {
   // Open the keep-alive connections that the bursts below reuse: a burst on fresh connections
   // trickles in behind its TCP handshakes, and a cheap model is then rightly run request by request.
   await Promise.all(Array.from({ length: 48 }, () => get(`${srv.url}/v2/health/live`)));
-  for (const [model, file] of [
+  direct = await openDirectSessions([
     ['classifier', 'classifier.onnx'],
     ['two_inputs', 'two-inputs.onnx'],
-  ] as const) {
-    // The spec's session options, so that a direct run is the reference for a served one.
-    direct.set(
-      model,
-      await ort.InferenceSession.create(join(TEST_MODELS, file), {
-        intraOpNumThreads: 1,
-        graphOptimizationLevel: 'all',
-        executionMode: 'sequential',
-      }),
-    );
-  }
+  ]);
 });
 
 after(async () => {

@@ -10,6 +10,7 @@ import {
   get,
   type InProcessServer,
   metric,
+  openDirectSessions,
   post,
   samples,
   scrape,
@@ -19,26 +20,16 @@ import {
 } from './helpers/server.js';
 
 let srv: InProcessServer;
-const direct = new Map<string, ort.InferenceSession>();
+let direct = new Map<string, ort.InferenceSession>();
 
 before(async () => {
   srv = await startInProcess(join(TEST_SPECS, 'all-models.yaml'));
-  for (const [model, file] of [
+  direct = await openDirectSessions([
     ['classifier', 'classifier.onnx'],
     ['two_inputs', 'two-inputs.onnx'],
     ['tiny', 'tiny.onnx'],
     ['cnn_small', 'cnn-small.onnx'],
-  ] as const) {
-    // The same options as the spec's sessions, so the results are bit for bit the same.
-    direct.set(
-      model,
-      await ort.InferenceSession.create(join(TEST_MODELS, file), {
-        intraOpNumThreads: 1,
-        graphOptimizationLevel: 'all',
-        executionMode: 'sequential',
-      }),
-    );
-  }
+  ]);
 });
 
 after(async () => {

@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import ort from 'onnxruntime-node';
 import { createLogger } from '../../src/log.js';
 import { discoverDevices, planPlacement } from '../../src/plan/index.js';
 import type { Plan } from '../../src/plan/types.js';
@@ -335,4 +336,25 @@ export async function scrape(url: string): Promise<Sample[]> {
   const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) });
   if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
   return parseMetrics(await res.text());
+}
+
+/**
+ * Sessions opened in the test process with the test specs' options (one intra-op thread, all
+ * optimisations, sequential), so that their results are the bit-for-bit reference for served ones.
+ */
+export async function openDirectSessions(
+  models: readonly (readonly [model: string, file: string])[],
+): Promise<Map<string, ort.InferenceSession>> {
+  const direct = new Map<string, ort.InferenceSession>();
+  for (const [model, file] of models) {
+    direct.set(
+      model,
+      await ort.InferenceSession.create(join(TEST_MODELS, file), {
+        intraOpNumThreads: 1,
+        graphOptimizationLevel: 'all',
+        executionMode: 'sequential',
+      }),
+    );
+  }
+  return direct;
 }
