@@ -17,7 +17,7 @@ import {
   UsageError,
 } from './errors.js';
 import { dockerfileCommand, k8sCommand } from './k8s/command.js';
-import { createLogger, isLogLevel, type LogFormat, type LogLevel } from './log.js';
+import { createLogger, isLogLevel, type LogFormat, type Logger, type LogLevel } from './log.js';
 import { discoverDevices, formatPlanTable, planPlacement, planToJson } from './plan/index.js';
 import { type RuntimeEvents, startRuntime } from './runtime/pool.js';
 import { type RunningServer, startServer } from './server/http.js';
@@ -359,33 +359,11 @@ function testSwitches(env: NodeJS.ProcessEnv) {
   };
 }
 
-async function serveCommand(files: string[], opts: Options, io: CliIO): Promise<number> {
-  requireFiles(files, 'serve', true);
-  // Listen for the stop signals first: one that arrives while models load still stops cleanly.
-  const stop = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
-  const log = createLogger({ ...logOptions(opts), write: io.stderr });
-  const port = parsePort(opts.port, 0);
-  const { spec, warnings } = loadSpec(files[0]!);
-  for (const w of warnings) io.stderr(`${formatDiagnostic(w)}\n`);
-  const discovery = discoverDevices({ env: io.env });
-  const plan = planPlacement(spec, discovery.devices, {
-    cpu: opts.cpu === true,
-    services: opts.service ?? [],
-    cudaVisibleDevices: discovery.cudaVisibleDevices,
-  });
-  for (const w of plan.warnings) io.stderr(`${formatDiagnostic(w)}\n`);
-  // nvidia-smi numbers GPUs in PCI order, CUDA fastest first: make CUDA agree with the plan.
-  process.env.CUDA_DEVICE_ORDER ??= 'PCI_BUS_ID';
-  const switches = testSwitches(io.env);
-  if (switches.forceCpuSessions) {
-    log.warn(
-      'test switch BENTO_TEST_FORCE_CPU_SESSIONS: every session opens on the CPU, planned devices are kept',
-    );
-  }
-  const events = new EventEmitter<RuntimeEvents>();
+/** One log line per runtime event: sessions as they load, workers as they die and return. */
+function logRuntimeEvents(
+  events: EventEmitter<RuntimeEvents>,
+  log: Logger,
+): EventEmitter<RuntimeEvents> {
   events.on('session-loaded', (w, r) => {
     log.info(
       `loaded  service=${w.service} worker=${w.worker} model=${r.model} device=${r.device} in ${r.loadMs.toFixed(1)} ms`,
@@ -420,6 +398,36 @@ async function serveCommand(files: string[], opts: Options, io: CliIO): Promise<
       worker: w.worker,
     });
   });
+  return events;
+}
+
+async function serveCommand(files: string[], opts: Options, io: CliIO): Promise<number> {
+  requireFiles(files, 'serve', true);
+  // Listen for the stop signals first: one that arrives while models load still stops cleanly.
+  const stop = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  const log = createLogger({ ...logOptions(opts), write: io.stderr });
+  const { spec, warnings } = loadSpec(files[0]!);
+  const port = parsePort(opts.port, spec.server.port);
+  for (const w of warnings) io.stderr(`${formatDiagnostic(w)}\n`);
+  const discovery = discoverDevices({ env: io.env });
+  const plan = planPlacement(spec, discovery.devices, {
+    cpu: opts.cpu === true,
+    services: opts.service ?? [],
+    cudaVisibleDevices: discovery.cudaVisibleDevices,
+  });
+  for (const w of plan.warnings) io.stderr(`${formatDiagnostic(w)}\n`);
+  // nvidia-smi numbers GPUs in PCI order, CUDA fastest first: make CUDA agree with the plan.
+  process.env.CUDA_DEVICE_ORDER ??= 'PCI_BUS_ID';
+  const switches = testSwitches(io.env);
+  if (switches.forceCpuSessions) {
+    log.warn(
+      'test switch BENTO_TEST_FORCE_CPU_SESSIONS: every session opens on the CPU, planned devices are kept',
+    );
+  }
+  const events = logRuntimeEvents(new EventEmitter<RuntimeEvents>(), log);
   const runtime = await startRuntime(plan, switches, events).catch((e: unknown) => {
     // A load failure is already a RuntimeError; anything else (a thread that died while it
     // loaded) still gets a plain message rather than an internal-error stack.
@@ -434,7 +442,7 @@ async function serveCommand(files: string[], opts: Options, io: CliIO): Promise<
   try {
     server = await startServer(runtime, {
       host: opts.host ?? spec.server.host,
-      port: opts.port === undefined ? spec.server.port : port,
+      port,
       version: version(),
       log,
       maxBodyBytes: spec.server.maxBodyMb * 1024 * 1024,
@@ -443,7 +451,7 @@ async function serveCommand(files: string[], opts: Options, io: CliIO): Promise<
   } catch (e) {
     await runtime.close();
     const err = e as NodeJS.ErrnoException;
-    throw new RuntimeError('BENTO_ERR_RUNTIME_SHUTDOWN', `cannot listen: ${err.message}`, {
+    throw new RuntimeError('BENTO_ERR_RUNTIME_LISTEN', `cannot listen: ${err.message}`, {
       cause: e,
     });
   }

@@ -87,7 +87,7 @@ export type RuntimeErrorCode =
   | 'BENTO_ERR_RUNTIME_CUDA_PROVIDER'
   | 'BENTO_ERR_RUNTIME_WORKER_DIED'
   | 'BENTO_ERR_RUNTIME_INFERENCE'
-  | 'BENTO_ERR_RUNTIME_SHUTDOWN';
+  | 'BENTO_ERR_RUNTIME_LISTEN';
 
 export class RuntimeError extends BentoError {
   constructor(
