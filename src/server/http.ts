@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { BentoError, type ErrorKind, HttpError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Runtime } from '../runtime/pool.js';
+import { DEFAULTS } from '../spec/types.js';
 import { HEADER_LENGTH, splitBody } from './binary.js';
 import { createMetrics } from './metrics.js';
 import {
@@ -36,7 +37,8 @@ export interface RunningServer {
   drain(): Promise<void>;
 }
 
-export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
+/** server.max_body_mb's default, for servers started without a spec's value. */
+export const DEFAULT_MAX_BODY_BYTES = DEFAULTS.maxBodyMb * 1024 * 1024;
 
 const STATUS: Readonly<Record<ErrorKind, number>> = {
   INVALID_ARGUMENT: 400,
