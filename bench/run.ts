@@ -34,7 +34,15 @@ interface BenchModel {
   readonly shape: readonly number[];
 }
 
-type ServerKind = 'naive' | 'bento' | 'batched' | 'fixed' | 'binary';
+type ServerKind =
+  | 'naive'
+  | 'bento'
+  | 'batched'
+  | 'fixed'
+  | 'binary'
+  | 'depth1'
+  | 'workers2'
+  | 'workers2inline';
 
 const SERVER_TITLES: Record<ServerKind | 'raw', string> = {
   raw: 'raw session.run (1 thread, in-process loop)',
@@ -43,6 +51,15 @@ const SERVER_TITLES: Record<ServerKind | 'raw', string> = {
   batched: 'bento-run, adaptive batching',
   fixed: 'bento-run, fixed-wait batching',
   binary: 'bento-run, adaptive batching + binary tensors',
+  depth1: 'bento-run, no batching, one request posted per worker (before #14)',
+  workers2: 'bento-run, 2 workers, JSON decoded on decoder threads',
+  workers2inline: 'bento-run, 2 workers, JSON decoded on the HTTP thread (before #14)',
+};
+
+/** Variants served by bench/serve-variant.ts: a design alternative switched off. */
+const VARIANTS: Partial<Record<ServerKind, Record<string, number>>> = {
+  depth1: { depth: 1 },
+  workers2inline: { decoderThreads: 0 },
 };
 
 interface Row {
@@ -82,7 +99,7 @@ async function raw(m: BenchModel): Promise<LoadResult> {
 
 function specFor(m: BenchModel, kind: ServerKind): string {
   const batching =
-    kind === 'bento'
+    kind === 'bento' || kind === 'depth1' || kind.startsWith('workers2')
       ? ''
       : `\n    batching: { max_batch_size: 64, max_latency_ms: 5, policy: ${kind === 'fixed' ? 'fixed' : 'adaptive'} }`;
   const path = join(modelsDir, `spec-${m.key}-${kind}.yaml`);
@@ -96,7 +113,7 @@ models:
 services:
   bench:
     models: [${m.key}]
-    workers: 1
+    workers: ${kind.startsWith('workers2') ? 2 : 1}
     traffic: { max_concurrency: 1024 }
 `,
   );
@@ -108,17 +125,20 @@ function startServer(
   m: BenchModel,
   kind: ServerKind,
 ): Promise<{ url: string; child: ChildProcess }> {
+  const variant = VARIANTS[kind];
   const args =
     kind === 'naive'
       ? [join(here, 'naive-server.js'), m.file, '1']
-      : [
-          join(root, 'bin', 'bento-run.js'),
-          specFor(m, kind),
-          '--port',
-          '0',
-          '--log-format',
-          'json',
-        ];
+      : variant
+        ? [join(here, 'serve-variant.js'), specFor(m, kind), JSON.stringify(variant)]
+        : [
+            join(root, 'bin', 'bento-run.js'),
+            specFor(m, kind),
+            '--port',
+            '0',
+            '--log-format',
+            'json',
+          ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let log = '';
@@ -223,17 +243,18 @@ function table(rows: readonly Row[], models: readonly BenchModel[]): string {
       `raw session.run: ${fmt(rawRow.result.rps, 0)} runs/s, p50 ${fmt(rawRow.result.p50Ms, 3)} ms, p99 ${fmt(rawRow.result.p99Ms, 3)} ms\n`,
     );
     out.push(
-      '| server | concurrency | req/s | p50 ms | p99 ms | served/raw | batched/unbatched | p50 added vs raw (ms) | errors |',
+      '| server | concurrency | req/s | p50 ms | p99 ms | served/raw | vs naive | batched/unbatched | p50 added vs raw (ms) | errors |',
     );
-    out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const r of mine.filter((x) => x.server !== 'raw')) {
       const unbatched = mine.find((x) => x.server === 'bento' && x.concurrency === r.concurrency);
+      const naive = mine.find((x) => x.server === 'naive' && x.concurrency === r.concurrency);
       const batchedRatio =
         r.server === 'batched' || r.server === 'fixed' || r.server === 'binary'
           ? fmt(r.result.rps / (unbatched?.result.rps ?? Number.NaN))
           : '';
       out.push(
-        `| ${SERVER_TITLES[r.server]} | ${r.concurrency} | ${fmt(r.result.rps, 0)} | ${fmt(r.result.p50Ms, 3)} | ${fmt(r.result.p99Ms, 3)} | ${fmt(r.result.rps / rawRow.result.rps)} | ${batchedRatio} | ${fmt(r.result.p50Ms - rawRow.result.p50Ms, 3)} | ${r.result.errors} |`,
+        `| ${SERVER_TITLES[r.server]} | ${r.concurrency} | ${fmt(r.result.rps, 0)} | ${fmt(r.result.p50Ms, 3)} | ${fmt(r.result.p99Ms, 3)} | ${fmt(r.result.rps / rawRow.result.rps)} | ${fmt(r.result.rps / (naive?.result.rps ?? Number.NaN))} | ${batchedRatio} | ${fmt(r.result.p50Ms - rawRow.result.p50Ms, 3)} | ${r.result.errors} |`,
       );
     }
     out.push('');
@@ -260,6 +281,13 @@ async function main(): Promise<void> {
       shape: [1, 3, 32, 32],
     },
     {
+      key: 'image',
+      title: 'image ([1,3,224,224] FP32 as JSON -> GlobalAveragePool): JSON decoding dominates',
+      file: files.image,
+      input: 'image',
+      shape: [1, 3, 224, 224],
+    },
+    {
       key: 'mlp',
       title: 'mlp-4096 (16 -> 4096 -> 4096 -> 16, 67 MB): memory-bound, batching',
       file: files.mlp4096,
@@ -267,15 +295,18 @@ async function main(): Promise<void> {
       shape: [1, 16],
     },
   ];
-  const wanted = (env.BENCH_MODELS ?? 'tiny,cnn,mlp').split(',');
+  const wanted = (env.BENCH_MODELS ?? 'tiny,cnn,image,mlp').split(',');
   const models = all.filter((m) => wanted.includes(m.key));
-  const kinds: ServerKind[] = ['naive', 'bento', 'batched', 'fixed', 'binary'];
+  const kindsFor = (m: BenchModel): ServerKind[] =>
+    m.key === 'image'
+      ? ['naive', 'bento', 'workers2', 'workers2inline']
+      : ['naive', 'bento', 'depth1', 'batched', 'fixed', 'binary'];
   const rows: Row[] = [];
   for (const m of models) {
     const r = await raw(m);
     rows.push({ model: m.key, server: 'raw', concurrency: 1, result: r });
     console.error(`${m.key} raw: ${fmt(r.rps, 0)} runs/s p50 ${fmt(r.p50Ms, 3)} ms`);
-    for (const kind of kinds) {
+    for (const kind of kindsFor(m)) {
       const { url, child } = await startServer(m, kind);
       const body = requestBody(m, kind === 'binary');
       const path = kind === 'naive' ? '/' : `/v2/models/${m.key}/infer`;

@@ -11,6 +11,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
+  encodeModel,
+  GraphBuilder,
   type MlpOptions,
   makeClassifier,
   makeCnn,
@@ -119,6 +121,16 @@ export interface BenchModels {
   readonly tiny: string;
   readonly cnn: string;
   readonly mlp4096: string;
+  readonly image: string;
+}
+
+/** [1,3,224,224] -> GlobalAveragePool -> [1,3]: almost no compute, all of it in the request. */
+function makeImagePool(): Uint8Array {
+  const g = new GraphBuilder('image_pool');
+  const image = g.input('image', 'float32', ['batch', 3, 224, 224]);
+  g.output('mean', 'float32', ['batch', 3]);
+  g.op('Flatten', [g.op('GlobalAveragePool', [image])], { axis: { int: 1 } }, 'mean');
+  return encodeModel(g.build());
 }
 
 /**
@@ -130,11 +142,13 @@ export async function ensureBenchModels(dir: string): Promise<BenchModels> {
     tiny: join(dir, 'tiny.onnx'),
     cnn: join(dir, 'cnn.onnx'),
     mlp4096: join(dir, 'mlp-4096.onnx'),
+    image: join(dir, 'image-pool.onnx'),
   };
   const makers: readonly [string, () => Uint8Array][] = [
     [models.tiny, makeTiny],
     [models.cnn, () => makeCnn()],
     [models.mlp4096, () => makeMlp(MLP_4096)],
+    [models.image, makeImagePool],
   ];
   for (const [path, make] of makers) {
     if (!existsSync(path)) await writeAtomic(path, make());

@@ -3,24 +3,23 @@
  * arrays in, typed arrays out; it works against bento-run and any other v2 REST server.
  */
 import { Pool } from 'undici';
-import type { OrtType, TensorData } from './runtime/messages.js';
-import {
-  floatToHalf,
-  halfToFloat,
-  isProtocolDatatype,
-  PROTOCOL_TO_ORT,
-  type ProtocolDatatype,
-  TYPED_ARRAY,
-  toJsonValues,
-} from './runtime/tensor.js';
 import {
   decodeBinaryTensor,
   encodeBinaryTensor,
   HEADER_LENGTH,
   splitBody,
-} from './server/binary.js';
+} from './tensor/binary.js';
+import {
+  floatToHalf,
+  isProtocolDatatype,
+  PROTOCOL_TO_ORT,
+  type ProtocolDatatype,
+  TYPED_ARRAY,
+} from './tensor/datatypes.js';
+import { parseJsonWithNonFinite, toJsonValues } from './tensor/json.js';
+import type { OrtType, TensorData } from './tensor/types.js';
 
-export type { ProtocolDatatype } from './runtime/tensor.js';
+export type { ProtocolDatatype } from './tensor/datatypes.js';
 
 export interface ClientTensor {
   readonly datatype: ProtocolDatatype;
@@ -72,17 +71,25 @@ export interface ServerMetadata {
 }
 
 export class BentoClientError extends Error {
-  readonly code = 'BENTO_ERR_CLIENT_HTTP';
   constructor(
     readonly status: number,
     message: string,
+    /** The server's BENTO_ERR_ code, or BENTO_ERR_CLIENT_HTTP when its answer had none. */
+    readonly code = 'BENTO_ERR_CLIENT_HTTP',
   ) {
     super(message);
     this.name = 'BentoClientError';
   }
 }
 
-function datatypeOf(data: InferInput['data']): ProtocolDatatype {
+const NON_FINITE: Readonly<Record<string, number>> = {
+  NaN: Number.NaN,
+  Infinity: Number.POSITIVE_INFINITY,
+  '-Infinity': Number.NEGATIVE_INFINITY,
+};
+
+/** The datatype input data travels as, from its typed array (plain numbers: FP32). */
+export function datatypeOf(data: InferInput['data']): ProtocolDatatype {
   if (data instanceof Float32Array) return 'FP32';
   if (data instanceof Float64Array) return 'FP64';
   if (data instanceof Int8Array) return 'INT8';
@@ -108,6 +115,8 @@ export function fromJsonData(datatype: ProtocolDatatype, values: readonly unknow
     const v = values[i];
     if (type === 'int64' || type === 'uint64') out[i] = BigInt(v as number | string);
     else if (type === 'bool') out[i] = v ? 1 : 0;
+    else if (typeof v === 'string' && v in NON_FINITE)
+      out[i] = type === 'float16' ? floatToHalf(NON_FINITE[v]!) : NON_FINITE[v]!;
     else if (type === 'float16') out[i] = floatToHalf(v as number);
     else out[i] = v as number;
   }
@@ -118,19 +127,19 @@ function parseJson<T>(status: number, bytes: Buffer): T {
   const text = bytes.toString('utf8');
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = parseJsonWithNonFinite(text);
   } catch {
     throw new BentoClientError(status, `HTTP ${status}: ${text.slice(0, 200)}`);
   }
   if (status >= 400) {
-    const error = (parsed as { error?: string }).error ?? text;
-    throw new BentoClientError(status, `HTTP ${status}: ${error}`);
+    const { error, code } = parsed as { error?: string; code?: string };
+    throw new BentoClientError(status, `HTTP ${status}: ${error ?? text}`, code);
   }
   return parsed as T;
 }
 
 /** Input data as the typed array its datatype travels in (FP16 as half bits, BOOL as bytes). */
-function fromInput(datatype: ProtocolDatatype, data: InferInput['data']): TensorData {
+export function fromInput(datatype: ProtocolDatatype, data: InferInput['data']): TensorData {
   // By the datatype, not the first value: INT64 and UINT64 may be given as numeric strings.
   if (datatype === 'BYTES') return data as string[];
   if (ArrayBuffer.isView(data)) return data as TensorData;

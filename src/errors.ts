@@ -11,6 +11,8 @@ export type ErrorKind =
   | 'UNAVAILABLE'
   | 'TIMEOUT'
   | 'TOO_LARGE'
+  | 'UNAUTHENTICATED'
+  | 'UNIMPLEMENTED'
   | 'INTERNAL';
 
 /** Process exit codes fixed by DESIGN.md. */
@@ -85,9 +87,15 @@ export class PlanError extends BentoError {
 export type RuntimeErrorCode =
   | 'BENTO_ERR_RUNTIME_MODEL_LOAD'
   | 'BENTO_ERR_RUNTIME_CUDA_PROVIDER'
+  /** A worker thread died (crash, exit) while it held the request, or none is left. */
   | 'BENTO_ERR_RUNTIME_WORKER_DIED'
+  /** onnxruntime refused the request's input (a kernel rejected a value): 400. */
   | 'BENTO_ERR_RUNTIME_INFERENCE'
-  | 'BENTO_ERR_RUNTIME_LISTEN';
+  /** onnxruntime failed for a reason of its own (memory, device): 500. */
+  | 'BENTO_ERR_RUNTIME_INFERENCE_FAILED'
+  | 'BENTO_ERR_RUNTIME_LISTEN'
+  /** server.auth names tokens that cannot be read, or none. */
+  | 'BENTO_ERR_RUNTIME_AUTH';
 
 export class RuntimeError extends BentoError {
   constructor(
@@ -100,29 +108,75 @@ export class RuntimeError extends BentoError {
   }
 }
 
-export type HttpErrorCode =
-  | 'BENTO_ERR_HTTP_BAD_REQUEST'
-  | 'BENTO_ERR_HTTP_NOT_FOUND'
-  | 'BENTO_ERR_HTTP_TOO_LARGE'
-  | 'BENTO_ERR_HTTP_OVERLOADED'
-  | 'BENTO_ERR_HTTP_NOT_READY'
-  | 'BENTO_ERR_HTTP_TIMEOUT';
+export type InferenceErrorCode =
+  /** The request does not fit the model: unknown tensor, wrong shape, datatype or value. */
+  | 'BENTO_ERR_INFER_INVALID'
+  | 'BENTO_ERR_INFER_MODEL_NOT_FOUND'
+  /** The service is at traffic.max_concurrency. */
+  | 'BENTO_ERR_INFER_OVERLOADED'
+  /** No worker holding the model is ready, or the server is draining. */
+  | 'BENTO_ERR_INFER_NOT_READY'
+  /** traffic.timeout_s passed, body reading included. */
+  | 'BENTO_ERR_INFER_TIMEOUT'
+  /** The request or message is larger than server.max_body_mb. */
+  | 'BENTO_ERR_INFER_TOO_LARGE'
+  | 'BENTO_ERR_INFER_UNAUTHENTICATED';
 
-export class HttpError extends BentoError {
-  constructor(code: HttpErrorCode, kind: ErrorKind, message: string) {
-    super(code, message, { kind });
-    this.name = 'HttpError';
+const INFERENCE_KINDS: Readonly<Record<InferenceErrorCode, ErrorKind>> = {
+  BENTO_ERR_INFER_INVALID: 'INVALID_ARGUMENT',
+  BENTO_ERR_INFER_MODEL_NOT_FOUND: 'NOT_FOUND',
+  BENTO_ERR_INFER_OVERLOADED: 'UNAVAILABLE',
+  BENTO_ERR_INFER_NOT_READY: 'UNAVAILABLE',
+  BENTO_ERR_INFER_TIMEOUT: 'TIMEOUT',
+  BENTO_ERR_INFER_TOO_LARGE: 'TOO_LARGE',
+  BENTO_ERR_INFER_UNAUTHENTICATED: 'UNAUTHENTICATED',
+};
+
+/** A request the inference core refuses, whichever frontend (REST, gRPC) it came through. */
+export class InferenceError extends BentoError {
+  constructor(code: InferenceErrorCode, message: string) {
+    super(code, message, { kind: INFERENCE_KINDS[code] });
+    this.name = 'InferenceError';
   }
 }
 
-export function isBentoError(e: unknown): e is BentoError {
-  return e instanceof BentoError;
+export type HttpErrorCode =
+  /** Not the protocol's HTTP: a malformed URL, bad framing, what Node's parser refuses. */
+  | 'BENTO_ERR_HTTP_BAD_REQUEST'
+  | 'BENTO_ERR_HTTP_NOT_FOUND'
+  | 'BENTO_ERR_HTTP_METHOD'
+  | 'BENTO_ERR_HTTP_MEDIA_TYPE'
+  | 'BENTO_ERR_HTTP_HEADERS_TOO_LARGE'
+  /** A route of the protocol bento-run does not serve (yet). */
+  | 'BENTO_ERR_HTTP_NOT_IMPLEMENTED';
+
+const HTTP_KINDS: Readonly<Record<HttpErrorCode, ErrorKind>> = {
+  BENTO_ERR_HTTP_BAD_REQUEST: 'INVALID_ARGUMENT',
+  BENTO_ERR_HTTP_NOT_FOUND: 'NOT_FOUND',
+  BENTO_ERR_HTTP_METHOD: 'INVALID_ARGUMENT',
+  BENTO_ERR_HTTP_MEDIA_TYPE: 'INVALID_ARGUMENT',
+  BENTO_ERR_HTTP_HEADERS_TOO_LARGE: 'TOO_LARGE',
+  BENTO_ERR_HTTP_NOT_IMPLEMENTED: 'UNIMPLEMENTED',
+};
+
+/** A problem with the HTTP exchange itself, before the inference core sees a request. */
+export class HttpError extends BentoError {
+  constructor(code: HttpErrorCode, message: string) {
+    super(code, message, { kind: HTTP_KINDS[code] });
+    this.name = 'HttpError';
+  }
 }
 
 export type K8sErrorCode =
   | 'BENTO_ERR_K8S_NAME'
   | 'BENTO_ERR_K8S_GPU_TYPE'
   | 'BENTO_ERR_K8S_MODEL_OUTSIDE_FOLDER'
+  /** Two different model files would be one path in a container. */
+  | 'BENTO_ERR_K8S_MODEL_PATH'
+  /** KServe: a model without a storage URI, or a service whose models need several. */
+  | 'BENTO_ERR_K8S_STORAGE'
+  /** `scaling` that the autoscaler cannot follow (CPU utilisation without a CPU request). */
+  | 'BENTO_ERR_K8S_SCALING'
   | 'BENTO_ERR_K8S_UNKNOWN_SERVICE'
   | 'BENTO_ERR_K8S_OPTION'
   | 'BENTO_ERR_K8S_OUTPUT';
@@ -152,5 +206,25 @@ export class K8sError extends BentoError {
     });
     this.name = 'K8sError';
     this.problems = problems;
+  }
+}
+
+export type InitErrorCode =
+  | 'BENTO_ERR_INIT_NOT_ONNX'
+  | 'BENTO_ERR_INIT_EXISTS'
+  | 'BENTO_ERR_INIT_OUTPUT';
+
+/**
+ * `bento-run init` cannot write its spec: a model file that is not ONNX or an output that
+ * exists (exit 2, like a bad argument), or an output that cannot be written (exit 1).
+ */
+export class InitError extends BentoError {
+  constructor(code: InitErrorCode, message: string, opts: { cause?: unknown } = {}) {
+    super(code, message, {
+      kind: code === 'BENTO_ERR_INIT_OUTPUT' ? 'INTERNAL' : 'INVALID_ARGUMENT',
+      exitCode: code === 'BENTO_ERR_INIT_OUTPUT' ? EXIT_RUNTIME : EXIT_USAGE,
+      ...(opts.cause === undefined ? {} : { cause: opts.cause }),
+    });
+    this.name = 'InitError';
   }
 }

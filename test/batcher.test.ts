@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { CostModel, createBatcher, type DecideInput, decide } from '../src/runtime/batcher.js';
-import type { InferResult, WireTensor } from '../src/runtime/messages.js';
+import type { InferResult } from '../src/runtime/messages.js';
+import type { WireTensor } from '../src/tensor/types.js';
 
 const base: DecideInput = {
   rows: 1,

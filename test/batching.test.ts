@@ -318,36 +318,39 @@ describe('a burst of concurrent requests', () => {
     );
   });
 
-  test('a request larger than max_batch_size is served, alone or among others', async () => {
+  test('a request larger than max_batch_size is refused with 400, as Triton does; others around it are served', async () => {
     const big = { input: { shape: [100, 4], data: seeded(400, 5000) } };
     batches.length = 0;
-    const alone = await infer('classifier', fp32Body(big));
-    await assertSameAsAlone(alone, 'classifier', big, undefined, '100 rows alone');
-    assert.deepEqual(batches, [{ model: 'classifier', rows: 100, requests: 1 }]);
+    const refused = await infer('classifier', fp32Body(big));
+    assert.equal(refused.status, 400, refused.text);
+    assert.equal(refused.body.code, 'BENTO_ERR_INFER_INVALID');
+    assert.match(refused.body.error, /100 rows .* batching\.max_batch_size of 64/);
+    assert.equal(batches.length, 0, 'no worker saw it');
 
-    // 30 requests of 3 rows queue around it behind a busy worker: 190 rows in all.
+    // 30 requests of 3 rows queue around it behind a busy worker: 90 rows in all.
     const small = Array.from({ length: 30 }, (_, i) => ({
       input: { shape: [3, 4], data: seeded(12, 5100 + i) },
     }));
-    const mixed = [...small.slice(0, 15), big, ...small.slice(15)];
     batches.length = 0;
-    const responses = await behindSlow(() => mixed.map((r) => infer('classifier', fp32Body(r))));
+    const responses = await behindSlow(() => {
+      const queued = small.map((r) => infer('classifier', fp32Body(r)));
+      // Refused at once, while the others wait: it never takes a slot.
+      void infer('classifier', fp32Body(big)).then((r) => assert.equal(r.status, 400, r.text));
+      return queued;
+    });
     for (const [i, res] of responses.entries())
-      await assertSameAsAlone(res, 'classifier', mixed[i]!, undefined, `request ${i}`);
+      await assertSameAsAlone(res, 'classifier', small[i]!, undefined, `request ${i}`);
     const ran = batches.filter((b) => b.model === 'classifier');
     assert.equal(
       ran.reduce((n, b) => n + b.rows, 0),
-      190,
+      90,
     );
     assert.equal(
       ran.reduce((n, b) => n + b.requests, 0),
-      31,
+      30,
     );
-    // Never merged past 64 rows; the big request ran on its own, in one piece.
-    for (const b of ran)
-      assert.ok(b.rows <= 64 || b.requests === 1, `a batch of ${JSON.stringify(b)}`);
-    assert.equal(ran.filter((b) => b.rows === 100).length, 1, JSON.stringify(ran));
-    assert.ok(ran.length <= 5, `${ran.length} batches for 90 queued rows and the big request`);
+    for (const b of ran) assert.ok(b.rows <= 64, `a batch of ${JSON.stringify(b)}`);
+    assert.ok(ran.length <= 4, `${ran.length} batches for 90 queued rows`);
   });
 
   test('a request whose inputs disagree on dimension 0 gets what it would get unbatched', async () => {

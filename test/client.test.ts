@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import ort from 'onnxruntime-node';
 import { BentoClient, BentoClientError, type InferInput } from '../src/client.js';
-import { floatToHalf } from '../src/runtime/tensor.js';
+import { floatToHalf } from '../src/tensor/datatypes.js';
 import { type InProcessServer, startInProcess, TEST_MODELS, TEST_SPECS } from './helpers/server.js';
 
 let srv: InProcessServer;
@@ -118,7 +118,7 @@ test('a 4xx surfaces as BentoClientError with its status and the server message'
     (e: unknown) =>
       e instanceof BentoClientError &&
       e.status === 404 &&
-      e.code === 'BENTO_ERR_CLIENT_HTTP' &&
+      e.code === 'BENTO_ERR_INFER_MODEL_NOT_FOUND' &&
       /unknown model `nope`/.test(e.message),
   );
   await assert.rejects(
@@ -126,6 +126,7 @@ test('a 4xx surfaces as BentoClientError with its status and the server message'
     (e: unknown) =>
       e instanceof BentoClientError &&
       e.status === 400 &&
+      e.code === 'BENTO_ERR_INFER_INVALID' &&
       /shape \[1, 4\] needs 4 elements, data has 3/.test(e.message),
   );
   await assert.rejects(

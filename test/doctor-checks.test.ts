@@ -29,6 +29,9 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const FIXTURES = join(ROOT, 'test/fixtures/doctor');
 const fixture = (name: string) => readFileSync(join(FIXTURES, name), 'utf8');
 const spec = (name: string) => join(ROOT, 'specs', name);
+/** Probe children that behave as a crashing or hanging CUDA driver would (test/fixtures/). */
+const CRASHING_PROBE = join(ROOT, 'dist/test/fixtures/cuda-probe-crash.js');
+const HANGING_PROBE = join(ROOT, 'dist/test/fixtures/cuda-probe-hang.js');
 
 /** A folder holding (empty) provider files, as if the CUDA provider were installed. */
 function fakeRuntimeDir(t: { after(fn: () => void): void }): string {
@@ -153,9 +156,7 @@ describe("onnxruntime's own error", () => {
 
 describe('the probe child process', () => {
   test('a crash ends the child, not the caller', async () => {
-    const p = await probeCudaSession(0, {
-      env: { ...process.env, BENTO_TEST_CUDA_PROBE: 'crash' },
-    });
+    const p = await probeCudaSession(0, { childFile: CRASHING_PROBE });
     assert.equal(p.ok, false);
     assert.equal(p.outcome, 'crash');
     assert.match(p.error ?? '', /crashed creating a CUDA session on cuda:0 \(signal SIGSEGV\)/);
@@ -163,7 +164,7 @@ describe('the probe child process', () => {
 
   test('a hang is cut off at the timeout and the child killed', async () => {
     const p = await probeCudaSession(1, {
-      env: { ...process.env, BENTO_TEST_CUDA_PROBE: 'hang' },
+      childFile: HANGING_PROBE,
       timeoutMs: 500,
     });
     assert.equal(p.outcome, 'timeout');
@@ -190,7 +191,8 @@ describe('runDoctor', () => {
   test('a hanging probe makes a GPU spec fail, and doctor still answers', async (t) => {
     const report = await runDoctor({
       specFile: spec('workers.yaml'),
-      env: gpuEnv(t, { BENTO_TEST_CUDA_PROBE: 'hang' }),
+      env: gpuEnv(t),
+      probeChild: HANGING_PROBE,
       probeTimeoutMs: 500,
       runtimeDir: fakeRuntimeDir(t),
       ldd: () => fixture('ldd-all-found.txt'),

@@ -15,8 +15,11 @@ const BAD = 'test/fixtures/bad-specs/57-many-problems-resources.yaml';
 const PROVIDER_INSTALLED = cudaProviderStatus().installed;
 const NO_PROVIDER = { skip: PROVIDER_INSTALLED && 'the CUDA provider is installed here' };
 
-function cli(args: string[], env: NodeJS.ProcessEnv) {
-  const r = spawnSync(process.execPath, ['bin/bento-run.js', ...args], {
+/** bento-run with the test switches; FIXTURE_CUDA_PROBE=crash gives it a crashing probe child. */
+const FIXTURE_BIN = 'dist/test/fixtures/bento-run-fixture.js';
+
+function cli(args: string[], env: NodeJS.ProcessEnv, bin = 'bin/bento-run.js') {
+  const r = spawnSync(process.execPath, [bin, ...args], {
     cwd: ROOT,
     encoding: 'utf8',
     env,
@@ -233,8 +236,8 @@ describe('bento-run doctor --format json', () => {
 
 describe('bento-run doctor: the CUDA session probe runs in a child process', () => {
   test('a probe that crashes is a failed check, not a dead doctor', (t) => {
-    const env = withGpus(t, '2x-l4', { BENTO_TEST_CUDA_PROBE: 'crash' });
-    const r = cli(['doctor'], env);
+    const env = withGpus(t, '2x-l4', { FIXTURE_CUDA_PROBE: 'crash' });
+    const r = cli(['doctor'], env, FIXTURE_BIN);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.signal, null);
     noStack(r.stderr);
@@ -247,7 +250,7 @@ describe('bento-run doctor: the CUDA session probe runs in a child process', () 
       );
     }
     assert.match(r.stdout, /FAIL \(crash\)/);
-    const gpuSpec = cli(['doctor', 'specs/workers.yaml'], env);
+    const gpuSpec = cli(['doctor', 'specs/workers.yaml'], env, FIXTURE_BIN);
     assert.equal(gpuSpec.code, 1);
     assert.equal(statuses(gpuSpec.stdout).get('placement[classifier/0/classifier]'), 'FAIL');
   });

@@ -6,6 +6,7 @@
 // document is opened at once (the server validates each 200 ms after it opens), and a preloaded
 // guard refuses network connections: the whole file takes about a second and needs no network.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -307,5 +308,44 @@ describe('editor support: yaml-language-server with schema/bentofile.schema.json
 
   test('never reached for the network', () => {
     assert.ok(!client.stderr.includes('[no-network]'), client.stderr);
+  });
+});
+
+describe('editor support: the schema finds editors without a modeline', () => {
+  interface Catalog {
+    $schema: string;
+    version: number;
+    schemas: { name: string; description: string; fileMatch: string[]; url: string }[];
+  }
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+    name: string;
+    files: string[];
+    exports: Record<string, string>;
+  };
+
+  test('the schema has an $id (a URL) and a title', () => {
+    const schema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as SchemaNode;
+    assert.equal(typeof schema.title, 'string');
+    assert.match(schema.title as string, /bento-run/);
+    assert.match(String(schema.$id), /^https:\/\/\S+\/bentofile\.schema\.json$/);
+  });
+
+  test("the shipped catalog entry (SchemaStore's format) matches bentofile.yaml and points at the shipped schema", () => {
+    const catalog = JSON.parse(
+      readFileSync(join(ROOT, 'schema', 'catalog.json'), 'utf8'),
+    ) as Catalog;
+    const schema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as SchemaNode;
+    assert.equal(catalog.$schema, 'https://json.schemastore.org/schema-catalog.json');
+    assert.equal(catalog.version, 1);
+    assert.equal(catalog.schemas.length, 1);
+    const [entry] = catalog.schemas;
+    assert.deepEqual(entry!.fileMatch, ['bentofile.yaml', 'bentofile.yml']);
+    assert.ok(entry!.name && entry!.description);
+    // The URL is the schema's own $id: the file this package ships at schema/, as a CDN of the
+    // npm registry serves it.
+    assert.equal(entry!.url, schema.$id);
+    assert.ok(entry!.url.endsWith(`/${pkg.name}/schema/bentofile.schema.json`), entry!.url);
+    assert.ok(pkg.files.includes('schema'), 'package.json files ships schema/');
+    assert.equal(pkg.exports['./schema/catalog.json'], './schema/catalog.json');
   });
 });

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import type { ConfigMap, Deployment, K8sObject } from '../src/k8s/types.js';
 import { fakeNvidiaSmi } from './helpers/fake-nvidia-smi.js';
-import { childEnv, get, ROOT, startCli } from './helpers/server.js';
+import { childEnv, FIXTURE_BIN, get, ROOT, startCli } from './helpers/server.js';
 
 const GOLDEN = join(ROOT, 'test/fixtures/k8s');
 const BAD_SPEC = 'test/fixtures/bad-specs/57-many-problems-resources.yaml';
@@ -313,8 +313,8 @@ describe("a pod's command, run here on the ConfigMap's spec", () => {
     const fake = fakeNvidiaSmi('1x-l4');
     try {
       const args = podArgs('cpu-and-gpu', 'scorer');
-      const env = fake.env(childEnv(), { BENTO_TEST_FORCE_CPU_SESSIONS: '1' });
-      const srv = await startCli(args, { env });
+      const env = fake.env(childEnv());
+      const srv = await startCli(args, { env, bin: FIXTURE_BIN });
       try {
         assert.match(srv.log(), /loaded\s+service=scorer worker=0 model=scorer device=cuda:0/);
         assert.equal((await get(`${srv.url}/readyz`)).status, 200);

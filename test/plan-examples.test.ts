@@ -44,6 +44,19 @@ const CASES: readonly [spec: string, gpus: string, env: Record<string, string>, 
       {},
       ['features/0/features@cpu', 'features/1/features@cpu', 'scorer/0/scorer@cuda:0'],
     ],
+    [
+      'pipeline.yaml',
+      '1x-l4',
+      {},
+      [
+        'members/0/model1@cpu',
+        'members/0/model2@cpu',
+        'members/1/model1@cpu',
+        'members/1/model2@cpu',
+        'combiner/0/average@cpu',
+      ],
+    ],
+    ['pipeline-gpu.yaml', '2x-l4', {}, ['multi_gpu/0/model1@cuda:0', 'multi_gpu/0/model2@cuda:1']],
   ];
 
 interface PlanJson {

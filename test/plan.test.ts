@@ -397,6 +397,7 @@ describe('plan output', () => {
       'placements',
       'memory',
       'warnings',
+      'pipelines',
     ]);
     assert.equal(json.name, 'multi');
     assert.equal(json.cpu_only, false);

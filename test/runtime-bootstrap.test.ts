@@ -1,3 +1,4 @@
+import { crashWorker } from './fixtures/worker-switches.js';
 // Piscina stops replacing a pool's threads for good once one dies before it is ready. The
 // runtime then starts a new pool for the same slot: a worker always comes back on its device.
 import assert from 'node:assert/strict';
@@ -32,7 +33,7 @@ test('replacements that die during their start still end with the worker back on
     }
   })();
   // The crash, then two replacement threads that exit before they are ready.
-  await srv.runtime.crashWorker('multi_gpu', 0, { failBootstraps: 2 });
+  await crashWorker(srv.runtime, 'multi_gpu', 0, { failBootstraps: 2 });
   await back;
   const w = srv.runtime.workers()[0]!;
   assert.equal(w.state, 'ready');

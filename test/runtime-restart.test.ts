@@ -1,3 +1,4 @@
+import { crashWorker } from './fixtures/worker-switches.js';
 // A worker thread that dies is replaced on the same slot and device and reloads its sessions,
 // also when it is killed mid-load; the requests it held fail with a 5xx, the rest keep flowing.
 // In-process, so the runtime's own events say when a worker is back (no polling for those).
@@ -78,7 +79,7 @@ describe('multi-gpu spec on a fake 2-GPU plan, sessions forced onto the CPU', ()
   test('killed: back on the same slot and devices with a new thread; readiness shows the gap', async () => {
     const before = srv.runtime.workers()[0]!;
     const back = nextRestart(events);
-    await srv.runtime.crashWorker('multi_gpu', 0);
+    await crashWorker(srv.runtime, 'multi_gpu', 0);
     // The gap: the worker reloads (300 ms load delay), so neither the server nor its models are ready.
     assert.equal(srv.runtime.ready(), false);
     assert.equal(srv.runtime.modelReady('model1'), false);
@@ -114,7 +115,7 @@ describe('multi-gpu spec on a fake 2-GPU plan, sessions forced onto the CPU', ()
   test('killed mid-load: the replacement of the replacement loads and serves', async () => {
     seen.length = 0;
     const first = srv.runtime.workers()[0]!;
-    await srv.runtime.crashWorker('multi_gpu', 0);
+    await crashWorker(srv.runtime, 'multi_gpu', 0);
     // Its replacement has started reloading (restarts counts reloads) but not finished: kill it.
     const loading = await until('the replacement to start loading', () => {
       const w = srv.runtime.workers()[0]!;
@@ -123,7 +124,7 @@ describe('multi-gpu spec on a fake 2-GPU plan, sessions forced onto the CPU', ()
         : undefined;
     });
     const back = nextRestart(events);
-    await srv.runtime.crashWorker('multi_gpu', 0);
+    await crashWorker(srv.runtime, 'multi_gpu', 0);
     await back;
     const w = srv.runtime.workers()[0]!;
     assert.equal(w.state, 'ready');
@@ -144,7 +145,7 @@ describe('multi-gpu spec on a fake 2-GPU plan, sessions forced onto the CPU', ()
 describe('a worker killed while it holds requests', () => {
   let srv: InProcessServer;
   before(async () => {
-    srv = await startInProcess(join(TEST_SPECS, 'slow.yaml'));
+    srv = await startInProcess(join(TEST_SPECS, 'slow.yaml'), { fixtureWorker: true });
   });
   after(() => srv?.close());
 
@@ -165,13 +166,14 @@ describe('a worker killed while it holds requests', () => {
     const queued = slowRequest(1);
     await until('the second request to queue', () => (slow().inFlight === 2 ? true : undefined));
     const back = nextRestart(srv.runtime.events);
-    await srv.runtime.crashWorker('slow', 0);
+    await crashWorker(srv.runtime, 'slow', 0);
     const answers = await Promise.all([running, queued]);
     const failed = answers.filter((a) => a.status >= 500);
     assert.ok(failed.length >= 1, `no held request failed: ${answers.map((a) => a.status)}`);
     for (const f of failed) {
       assert.equal(f.status, 500, f.text);
-      assert.match(f.body.error, /service `slow`, worker 0: worker exited with code: 70/);
+      assert.equal(f.body.code, 'BENTO_ERR_RUNTIME_WORKER_DIED');
+      assert.match(f.body.error, /service `slow`, worker 0: the worker thread died/);
     }
     for (const a of answers.filter((a) => a.status < 500)) {
       assert.equal(a.status, 200, a.text);

@@ -1,6 +1,7 @@
 // Placement, end to end through the CLI: the seed's multi-GPU spec and the round-robin spec are
-// planned on a fake 2-GPU nvidia-smi (the only fake) and served with the test switch that opens
-// every session on the CPU while keeping the planned device. The worker side's debug listing
+// planned on a fake 2-GPU nvidia-smi (the only fake) and served by the test entry
+// (test/fixtures/bento-run-fixture.ts) that opens every session on the CPU while keeping the
+// planned device. The worker side's debug listing
 // shows where each model sits, also after a worker was killed (and killed mid-load) and replaced.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { type FakeNvidiaSmi, fakeNvidiaSmi } from './helpers/fake-nvidia-smi.js'
 import {
   type CliServer,
   childEnv,
+  FIXTURE_BIN,
   get,
   metric,
   post,
@@ -55,25 +57,20 @@ before(() => {
 });
 after(() => fake?.cleanup());
 
-const forcedEnv = (extra: NodeJS.ProcessEnv = {}) =>
-  fake.env(childEnv(), {
-    BENTO_TEST_FORCE_CPU_SESSIONS: '1',
-    BENTO_TEST_HOOKS: '1',
-    ...extra,
-  });
+const forcedEnv = (extra: NodeJS.ProcessEnv = {}) => fake.env(childEnv(), extra);
 
 describe('multi-gpu.yaml: one worker, model1 on cuda:0, model2 on cuda:1', () => {
   let srv: CliServer;
   before(async () => {
-    srv = await startCli([join('specs', 'multi-gpu.yaml')], { env: forcedEnv() });
+    srv = await startCli([join('specs', 'multi-gpu.yaml')], { env: forcedEnv(), bin: FIXTURE_BIN });
   });
   after(async () => {
     if (srv) assert.equal(await srv.stop(), 0, srv.log());
   });
 
-  test('startup: the test switch is announced, one line per session with its device, then the address', () => {
+  test('startup: the test entry is announced, one line per session with its device, then the address', () => {
     const log = srv.log();
-    assert.match(log, /BENTO_TEST_FORCE_CPU_SESSIONS/);
+    assert.match(log, /test fixture bento-run: every session opens on the CPU/);
     const lines = log.split('\n');
     const serving = lines.findIndex((l) =>
       /serving 2 model\(s\) on http:\/\/127\.0\.0\.1:\d+/.test(l),
@@ -164,7 +161,8 @@ describe('workers.yaml: four workers round-robin on two GPUs', () => {
   let srv: CliServer;
   before(async () => {
     srv = await startCli([join('specs', 'workers.yaml')], {
-      env: forcedEnv({ BENTO_TEST_LOAD_DELAY_MS: String(LOAD_DELAY_MS) }),
+      env: forcedEnv({ FIXTURE_LOAD_DELAY_MS: String(LOAD_DELAY_MS) }),
+      bin: FIXTURE_BIN,
     });
   });
   after(async () => {
@@ -293,7 +291,7 @@ describe('a GPU plan without the CUDA provider', {
         inputs: [{ name: 'input', shape: [1, 8], datatype: 'FP32', data: Array.from(input8(1)) }],
       });
       assert.equal(res.status, 200, res.text);
-      // Without BENTO_TEST_HOOKS there is no crash route.
+      // The shipped bento-run has no crash route.
       const hook = await request('POST', `${srv.url}/debug/workers/multi_gpu/0/crash`, {});
       assert.equal(hook.status, 404);
       assert.equal((await listing(srv.url))[0]!.restarts, 0);

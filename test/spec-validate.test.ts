@@ -129,6 +129,11 @@ services:
       host: DEFAULTS.host,
       port: DEFAULTS.port,
       maxBodyMb: DEFAULTS.maxBodyMb,
+      grpcPort: DEFAULTS.grpcPort,
+      drainTimeoutS: DEFAULTS.drainTimeoutS,
+      tls: null,
+      auth: null,
+      ui: DEFAULTS.ui,
     });
     assert.deepEqual(s.services[0]?.resources, { gpu: 0, gpuType: null, cpu: null, memory: null });
     assert.deepEqual(s.services[0]?.traffic, {
@@ -323,6 +328,9 @@ describe('the schema file', () => {
       '/properties/server/properties/host': DEFAULTS.host,
       '/properties/server/properties/port': DEFAULTS.port,
       '/properties/server/properties/max_body_mb': DEFAULTS.maxBodyMb,
+      '/properties/server/properties/grpc_port': DEFAULTS.grpcPort,
+      '/properties/server/properties/drain_timeout_s': DEFAULTS.drainTimeoutS,
+      '/properties/server/properties/ui': DEFAULTS.ui,
       [`${model}/batching/properties/max_batch_size`]: DEFAULTS.maxBatchSize,
       [`${model}/batching/properties/max_latency_ms`]: DEFAULTS.maxLatencyMs,
       [`${model}/batching/properties/policy`]: DEFAULTS.batchPolicy,
@@ -332,6 +340,7 @@ describe('the schema file', () => {
       [`${service}/resources/properties/gpu`]: 0,
       [`${service}/traffic/properties/timeout_s`]: DEFAULTS.timeoutS,
       [`${service}/traffic/properties/max_concurrency`]: DEFAULTS.maxConcurrency,
+      [`${service}/scaling/properties/min_replicas`]: DEFAULTS.minReplicas,
     });
   });
 

@@ -3,7 +3,7 @@
  * process or reads a file, so every message and fix is a unit test.
  */
 import type { Discovery } from '../plan/discover.js';
-import { CUDA_CONTEXT_MIB, MEMORY_FACTOR } from '../plan/index.js';
+import { CUDA_CONTEXT_MIB, describeDevice, MEMORY_FACTOR } from '../plan/index.js';
 import type { DeviceInfo, Placement, Plan } from '../plan/types.js';
 import {
   CUDA12_MIN_DRIVER,
@@ -14,6 +14,7 @@ import {
   type OnnxruntimeInfo,
 } from '../runtime/cuda.js';
 import type { Diagnostic } from '../spec/diagnostics.js';
+import { plural } from '../util/text.js';
 import type { CudaSessionProbe } from './probe.js';
 import type { Check } from './types.js';
 import { compareVersions, satisfiesRange } from './versions.js';
@@ -26,14 +27,6 @@ function check(name: string, ok: boolean, message: string, fix?: string): Check 
   return fix === undefined || ok
     ? { name, ok, message, required: false }
     : { name, ok, message, fix, required: false };
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
-function describeGpu(d: Pick<DeviceInfo, 'index' | 'physicalIndex' | 'name'>): string {
-  return `cuda:${d.index} (physical ${d.physicalIndex}, ${d.name})`;
 }
 
 export function nodeCheck(version: string, range: string | null): Check {
@@ -198,7 +191,7 @@ export function probeFix(
 }
 
 export function sessionCheck(device: DeviceInfo, probe: CudaSessionProbe, fix: string): Check {
-  const where = describeGpu(device);
+  const where = describeDevice(device);
   return probe.ok
     ? check(
         `cuda-session[cuda:${device.index}]`,

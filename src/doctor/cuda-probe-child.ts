@@ -10,26 +10,18 @@ const TINY_MODEL =
   'CAgSHmJlbnRvLXJ1bi9zY3JpcHRzL29ubngtYnVpbGRlcjptChUKAXgKAWMSAXkaBUFkZF8wIgNBZGQSBHRpbnkqGgoBBBABQgFjShAAAAA/AACAvwAAAEAAAIA+WhgKAXgSEwoRCAESDQoHEgViYXRjaAoCCARiGAoBeRITChEIARINCgcSBWJhdGNoCgIIBEIECgAQEQ==';
 
 const deviceId = Number(process.argv[2]);
-// Test switch: behave as a crashing or hanging driver would, in a real child process.
-const fault = process.env.BENTO_TEST_CUDA_PROBE;
-if (fault === 'crash') {
-  process.kill(process.pid, 'SIGSEGV');
-} else if (fault === 'hang') {
-  setInterval(() => undefined, 60_000);
-} else {
-  let result: { ok: boolean; error?: string };
-  try {
-    const session = await ort.InferenceSession.create(Buffer.from(TINY_MODEL, 'base64'), {
-      executionProviders: [{ name: 'cuda', deviceId }],
-    });
-    const x = new ort.Tensor('float32', new Float32Array([1, 1, 1, 1]), [1, 4]);
-    const y = (await session.run({ x })).y?.data as Float32Array | undefined;
-    result =
-      y?.[0] === 1.5 && y[3] === 1.25
-        ? { ok: true }
-        : { ok: false, error: `the test session ran but returned ${y ? [...y] : 'nothing'}` };
-  } catch (e) {
-    result = { ok: false, error: e instanceof Error ? e.message : String(e) };
-  }
-  process.stdout.write(`${JSON.stringify(result)}\n`);
+let result: { ok: boolean; error?: string };
+try {
+  const session = await ort.InferenceSession.create(Buffer.from(TINY_MODEL, 'base64'), {
+    executionProviders: [{ name: 'cuda', deviceId }],
+  });
+  const x = new ort.Tensor('float32', new Float32Array([1, 1, 1, 1]), [1, 4]);
+  const y = (await session.run({ x })).y?.data as Float32Array | undefined;
+  result =
+    y?.[0] === 1.5 && y[3] === 1.25
+      ? { ok: true }
+      : { ok: false, error: `the test session ran but returned ${y ? [...y] : 'nothing'}` };
+} catch (e) {
+  result = { ok: false, error: e instanceof Error ? e.message : String(e) };
 }
+process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -3,9 +3,8 @@
  * a real CUDA session per visible GPU in a child process, the spec and its plan) and turns them
  * into checks. What touches the machine comes in through `DoctorOptions` in tests.
  */
-import { readFileSync } from 'node:fs';
 import { PlanError, SpecError } from '../errors.js';
-import { type Discovery, discoverDevices, planPlacement } from '../plan/index.js';
+import { type Discovery, discoverDevices, planOnDevices } from '../plan/index.js';
 import type { Plan } from '../plan/types.js';
 import {
   cudaProviderMissingLibraries,
@@ -15,6 +14,7 @@ import {
 } from '../runtime/cuda.js';
 import type { Diagnostic } from '../spec/diagnostics.js';
 import { loadSpec } from '../spec/validate.js';
+import { enginesNode } from '../util/package.js';
 import {
   type CudaReadiness,
   cudaLibrariesCheck,
@@ -52,13 +52,8 @@ export interface DoctorOptions {
   readonly ldd?: LddRunner;
   /** Tests: replaces the child-process probe. */
   readonly probe?: CudaProbe;
-}
-
-function enginesNode(): string | null {
-  const pkg = JSON.parse(
-    readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'),
-  ) as { engines?: { node?: string } };
-  return pkg.engines?.node ?? null;
+  /** Tests: the script the probe's child process runs (one that crashes or hangs). */
+  readonly probeChild?: string;
 }
 
 function discover(env: NodeJS.ProcessEnv): { discovery: Discovery; error: string | null } {
@@ -120,10 +115,9 @@ function checkSpec(
   ];
   let plan: Plan;
   try {
-    plan = planPlacement(spec, discovery.devices, {
+    plan = planOnDevices(spec, discovery, {
       cpu: opts.cpu === true,
       services: opts.services ?? [],
-      cudaVisibleDevices: discovery.cudaVisibleDevices,
     });
   } catch (e) {
     if (!(e instanceof PlanError)) throw e;
@@ -174,6 +168,7 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
       probeCudaSession(id, {
         env,
         ...(opts.probeTimeoutMs ? { timeoutMs: opts.probeTimeoutMs } : {}),
+        ...(opts.probeChild ? { childFile: opts.probeChild } : {}),
       }));
   const probes = new Map<number, CudaSessionProbe>();
   for (const p of await Promise.all(discovery.devices.map((d) => probe(d.index)))) {

@@ -29,9 +29,14 @@ export interface CudaSessionProbe {
 }
 
 export interface ProbeOptions {
-  /** The child's environment (CUDA_VISIBLE_DEVICES, LD_LIBRARY_PATH, test switches). */
+  /** The child's environment (CUDA_VISIBLE_DEVICES, LD_LIBRARY_PATH). */
   readonly env?: NodeJS.ProcessEnv;
   readonly timeoutMs?: number;
+  /**
+   * The script the child runs (default: cuda-probe-child.js), given the device id as its
+   * argument. Tests pass one that crashes or hangs, as a broken driver would.
+   */
+  readonly childFile?: string;
 }
 
 export type CudaProbe = (deviceId: number) => Promise<CudaSessionProbe>;
@@ -78,7 +83,7 @@ export function probeCudaSession(
   const timeoutMs = opts.timeoutMs ?? CUDA_PROBE_TIMEOUT_MS;
   const started = performance.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CHILD_FILE, String(deviceId)], {
+    const child = spawn(process.execPath, [opts.childFile ?? CHILD_FILE, String(deviceId)], {
       env: opts.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
       windowsHide: true,

@@ -1,4 +1,5 @@
 /** The doctor's report as text (one line per check, a fix under each failure) or JSON. */
+import { renderTable } from '../util/text.js';
 import type { DoctorReport } from './types.js';
 
 /** The JSON shape issue 7 fixes. */
@@ -52,11 +53,6 @@ export function doctorToJson(r: DoctorReport): DoctorJson {
   };
 }
 
-function table(rows: readonly (readonly string[])[]): string[] {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => `  ${r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ')}`.trimEnd());
-}
-
 function verdict(r: DoctorReport): string {
   if (r.spec === null) {
     return 'no spec given: report only (exit 0); `bento-run doctor SPEC.yaml` checks what a spec needs';
@@ -77,22 +73,25 @@ export function formatDoctorText(r: DoctorReport): string {
   if (r.gpus.length > 0) {
     lines.push('', 'GPUs (nvidia-smi):');
     lines.push(
-      ...table([
-        ['physical', 'visible', 'name', 'memory', 'driver', 'cuda session', 'uuid'],
-        ...r.gpus.map((g) => [
-          String(g.physicalIndex),
-          g.visibleIndex === null ? '-' : `cuda:${g.visibleIndex}`,
-          g.name,
-          `${g.memoryTotalMiB} MiB`,
-          g.driverVersion ?? '?',
-          g.cudaSession === null
-            ? '-'
-            : g.cudaSession.ok
-              ? 'ok'
-              : `FAIL (${g.cudaSession.outcome})`,
-          g.uuid,
-        ]),
-      ]),
+      ...renderTable(
+        [
+          ['physical', 'visible', 'name', 'memory', 'driver', 'cuda session', 'uuid'],
+          ...r.gpus.map((g) => [
+            String(g.physicalIndex),
+            g.visibleIndex === null ? '-' : `cuda:${g.visibleIndex}`,
+            g.name,
+            `${g.memoryTotalMiB} MiB`,
+            g.driverVersion ?? '?',
+            g.cudaSession === null
+              ? '-'
+              : g.cudaSession.ok
+                ? 'ok'
+                : `FAIL (${g.cudaSession.outcome})`,
+            g.uuid,
+          ]),
+        ],
+        '  ',
+      ),
     );
   }
   lines.push('', verdict(r), '');

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CliIO } from '../cli.js';
+import type { CliIO, CommandDefinition } from '../commands/types.js';
 import { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, K8sError, UsageError } from '../errors.js';
 import { formatDiagnostic } from '../spec/diagnostics.js';
 import { loadSpec } from '../spec/validate.js';
@@ -24,14 +24,6 @@ export interface K8sCliOptions {
   'node-selector'?: string[];
   'models-pvc'?: string;
   'models-image'?: string;
-}
-
-/** The shape of a command in cli.ts. */
-export interface CommandDefinition<O> {
-  readonly summary: string;
-  readonly usage: string;
-  readonly options: readonly (keyof O)[];
-  readonly run: (files: string[], opts: O, io: CliIO) => Promise<number> | number;
 }
 
 const K8S_USAGE = `bento-run k8s SPEC.yaml [-o DIR] [--image REF] [--namespace NS]

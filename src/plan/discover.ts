@@ -18,6 +18,11 @@ export const NVIDIA_SMI_ARGS: readonly string[] = [
 /** nvidia-smi answers in well under a second; a hung driver must not hang the CLI. */
 export const NVIDIA_SMI_TIMEOUT_MS = 10_000;
 
+/** How messages name a visible GPU: `cuda:0 (physical 1, NVIDIA L4)`. */
+export function describeDevice(d: Pick<DeviceInfo, 'index' | 'physicalIndex' | 'name'>): string {
+  return `cuda:${d.index} (physical ${d.physicalIndex}, ${d.name})`;
+}
+
 function discoveryError(line: number, message: string): PlanError {
   const d: Diagnostic = {
     code: 'nvidia-smi-output',

@@ -5,19 +5,9 @@
  */
 import { diagnosticToJson, formatDiagnostic } from '../spec/diagnostics.js';
 import type { ExecutionMode, GraphOptimization } from '../spec/types.js';
+import { plural, renderTable } from '../util/text.js';
 import { CUDA_CONTEXT_MIB, MEMORY_FACTOR } from './plan.js';
 import type { DeviceName, Plan } from './types.js';
-
-/** Left-aligned columns two spaces apart; no trailing spaces. */
-function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  return [header, ...rows].map((r) =>
-    r
-      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd(),
-  );
-}
 
 const dash = (v: number | string | null): string => (v === null ? '-' : String(v));
 
@@ -37,15 +27,15 @@ export function formatPlanTable(plan: Plan): string {
     plan.cudaVisibleDevices === null ? '' : ` (CUDA_VISIBLE_DEVICES="${plan.cudaVisibleDevices}")`;
   const where = plan.cpuOnly
     ? 'every worker on the CPU (--cpu)'
-    : `${gpus.size} of ${plan.devices.length} visible GPU${plan.devices.length === 1 ? '' : 's'}${cvd}`;
+    : `${gpus.size} of ${plural(plan.devices.length, 'visible GPU')}${cvd}`;
   lines.push(
-    `plan for ${plan.name}: ${sessions} session${sessions === 1 ? '' : 's'} in ${plan.services.length} service${plan.services.length === 1 ? '' : 's'}, ${where}`,
+    `plan for ${plan.name}: ${plural(sessions, 'session')} in ${plural(plan.services.length, 'service')}, ${where}`,
     '',
   );
   lines.push(
-    ...renderTable(
+    ...renderTable([
       ['SERVICE', 'WORKER', 'MODEL', 'LOCAL GPU', 'DEVICE', 'PHYSICAL GPU', 'GPU NAME'],
-      plan.placements.map((p) => [
+      ...plan.placements.map((p) => [
         p.service,
         String(p.worker),
         p.model,
@@ -54,7 +44,7 @@ export function formatPlanTable(plan: Plan): string {
         dash(p.physicalGpu),
         dash(p.gpuName),
       ]),
-    ),
+    ]),
   );
   if (plan.memory.length > 0) {
     lines.push(
@@ -62,9 +52,9 @@ export function formatPlanTable(plan: Plan): string {
       `GPU memory, estimated (${CUDA_CONTEXT_MIB} MiB CUDA context + ${MEMORY_FACTOR} x model size per session):`,
     );
     lines.push(
-      ...renderTable(
+      ...renderTable([
         ['DEVICE', 'PHYSICAL GPU', 'GPU NAME', 'SESSIONS', 'ESTIMATED / TOTAL MiB', 'FITS'],
-        plan.memory.map((m) => [
+        ...plan.memory.map((m) => [
           m.device,
           String(m.physicalGpu),
           m.gpuName,
@@ -72,7 +62,18 @@ export function formatPlanTable(plan: Plan): string {
           `${m.estimatedMiB} / ${m.totalMiB === 0 ? '?' : m.totalMiB}`,
           m.fits ? 'ok' : 'OVER',
         ]),
-      ),
+      ]),
+    );
+  }
+  if (plan.pipelines.length > 0) {
+    lines.push('', 'pipeline steps, in the order they run:');
+    lines.push(
+      ...renderTable([
+        ['PIPELINE', 'STEP', 'MODEL', 'SERVICE', 'DEVICES'],
+        ...plan.pipelines.flatMap((p) =>
+          p.steps.map((s) => [p.name, s.step, s.model, s.service, s.devices.join(', ') || '-']),
+        ),
+      ]),
     );
   }
   if (plan.warnings.length > 0) {
@@ -134,6 +135,11 @@ export interface PlanJsonMemory {
   fits: boolean;
 }
 
+export interface PlanJsonPipeline {
+  name: string;
+  steps: { step: string; model: string; service: string; devices: DeviceName[] }[];
+}
+
 export interface PlanJson {
   name: string;
   cpu_only: boolean;
@@ -143,6 +149,7 @@ export interface PlanJson {
   placements: PlanJsonPlacement[];
   memory: PlanJsonMemory[];
   warnings: Record<string, string | number>[];
+  pipelines: PlanJsonPipeline[];
 }
 
 /** `plan --format json`: the plan with snake_case keys, nulls rather than missing fields. */
@@ -208,5 +215,14 @@ export function planToJson(plan: Plan): PlanJson {
       fits: m.fits,
     })),
     warnings: plan.warnings.map(diagnosticToJson),
+    pipelines: plan.pipelines.map((p) => ({
+      name: p.name,
+      steps: p.steps.map((s) => ({
+        step: s.step,
+        model: s.model,
+        service: s.service,
+        devices: [...s.devices],
+      })),
+    })),
   };
 }

@@ -3,6 +3,7 @@ export {
   applyCudaVisibleDevices,
   type DiscoverOptions,
   type Discovery,
+  describeDevice,
   discoverDevices,
   NVIDIA_SMI_ARGS,
   NVIDIA_SMI_TIMEOUT_MS,
@@ -14,6 +15,7 @@ export {
   type PlanJson,
   type PlanJsonDevice,
   type PlanJsonMemory,
+  type PlanJsonPipeline,
   type PlanJsonPlacement,
   type PlanJsonService,
   type PlanJsonSession,
@@ -27,5 +29,12 @@ export {
   KNOWN_GPU_TYPES,
   normalizeGpuName,
 } from './gpu-types.js';
+export { planPipelines } from './pipelines.js';
 export { CUDA_CONTEXT_MIB, MEMORY_FACTOR, type PlanOptions, planPlacement } from './plan.js';
+export {
+  type PlanChoices,
+  type PlannedSpec,
+  planOnDevices,
+  planSpec,
+} from './plan-spec.js';
 export type * from './types.js';

@@ -9,7 +9,10 @@
 import { PlanError, type PlanErrorCode } from '../errors.js';
 import { compareDiagnostics, type Diagnostic } from '../spec/diagnostics.js';
 import type { ServiceSpec, Spec } from '../spec/types.js';
+import { plural } from '../util/text.js';
+import { describeDevice } from './discover.js';
 import { gpuTypeMatches } from './gpu-types.js';
+import { planPipelines } from './pipelines.js';
 import type {
   DeviceInfo,
   DeviceName,
@@ -43,14 +46,6 @@ export interface PlanOptions {
   strictMemory?: boolean;
   /** CUDA_VISIBLE_DEVICES as found, for the plan and for messages; null or absent when unset. */
   cudaVisibleDevices?: string | null;
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
-function describeDevice(d: DeviceInfo): string {
-  return `cuda:${d.index} (physical ${d.physicalIndex}, ${d.name})`;
 }
 
 /** A diagnostic placed at `path` in the spec, or at the nearest ancestor that has a position. */
@@ -377,6 +372,7 @@ export function planPlacement(
     placements,
     memory,
     warnings: memoryProblems.sort(compareDiagnostics),
+    pipelines: planPipelines(spec, placements),
   };
 }
 

@@ -73,6 +73,21 @@ export interface GpuMemoryEstimate {
   readonly fits: boolean;
 }
 
+/** One step of a pipeline and the devices its model's sessions are on. */
+export interface PlannedPipelineStep {
+  readonly step: string;
+  readonly model: string;
+  readonly service: string;
+  /** Distinct, in placement order; empty when the service is not planned (`--service`). */
+  readonly devices: readonly DeviceName[];
+}
+
+export interface PlannedPipeline {
+  readonly name: string;
+  /** In the order they run: level by level (see `pipelineOrder`). */
+  readonly steps: readonly PlannedPipelineStep[];
+}
+
 export interface Plan {
   readonly name: string;
   /** True when `--cpu` put every worker on the CPU. */
@@ -86,4 +101,6 @@ export interface Plan {
   readonly placements: readonly Placement[];
   readonly memory: readonly GpuMemoryEstimate[];
   readonly warnings: readonly Diagnostic[];
+  /** Each pipeline's steps and their devices; empty when the spec has none. */
+  readonly pipelines: readonly PlannedPipeline[];
 }

@@ -10,8 +10,9 @@
  */
 
 import type { BatchPolicy } from '../spec/types.js';
-import type { InferResult, TensorData, WireTensor } from './messages.js';
-import { elementCount } from './tensor.js';
+import { elementCount } from '../tensor/datatypes.js';
+import type { TensorData, WireTensor } from '../tensor/types.js';
+import type { InferResult } from './messages.js';
 
 export type { BatchPolicy };
 
@@ -83,6 +84,8 @@ interface Pending<R extends InferResult> {
   readonly enqueuedAt: number;
   readonly resolve: (r: BatchedResult<R>) => void;
   readonly reject: (e: unknown) => void;
+  readonly signal: AbortSignal | undefined;
+  readonly onAbort: () => void;
 }
 
 /** The executor's result for the whole batch, with this request's rows of every output. */
@@ -107,15 +110,14 @@ export interface BatcherOptions<R extends InferResult = InferResult> {
 }
 
 export interface Batcher<R extends InferResult = InferResult> {
+  /** Queues a request; when `signal` aborts before its batch leaves, it leaves the queue. */
   submit(
     inputs: Readonly<Record<string, WireTensor>>,
     outputs: readonly string[],
+    signal?: AbortSignal,
   ): Promise<BatchedResult<R>>;
   /** A worker became free: dispatch what is waiting. */
   poke(): void;
-  readonly cost: CostModel;
-  /** Requests waiting to be batched. */
-  queued(): number;
 }
 
 /**
@@ -169,6 +171,35 @@ function slice(t: WireTensor, start: number, rows: number): WireTensor {
   return { type: t.type, dims, data: data as TensorData };
 }
 
+/** Hands each request of a batch its own rows of every output. */
+function resolveBatch<R extends InferResult>(
+  batch: readonly Pending<R>[],
+  result: R,
+  rows: number,
+  dispatchedAt: number,
+): void {
+  if (batch.length === 1) {
+    // Nothing to split: the outputs are the request's own, whatever their dimension 0.
+    const p = batch[0]!;
+    p.resolve({ ...result, queueMs: dispatchedAt - p.enqueuedAt, batchRows: rows });
+    return;
+  }
+  for (const [name, t] of Object.entries(result.outputs)) {
+    if (t.dims[0] !== rows) {
+      throw new Error(
+        `output \`${name}\` has ${t.dims[0]} rows for a batch of ${rows}: it cannot be split per request`,
+      );
+    }
+  }
+  let start = 0;
+  for (const p of batch) {
+    const outputs: Record<string, WireTensor> = {};
+    for (const [name, t] of Object.entries(result.outputs)) outputs[name] = slice(t, start, p.rows);
+    start += p.rows;
+    p.resolve({ ...result, outputs, queueMs: dispatchedAt - p.enqueuedAt, batchRows: rows });
+  }
+}
+
 export function createBatcher<R extends InferResult = InferResult>(
   opts: BatcherOptions<R>,
 ): Batcher<R> {
@@ -179,7 +210,6 @@ export function createBatcher<R extends InferResult = InferResult>(
   let lastArrival = Number.NaN;
   let gapEwma = Number.POSITIVE_INFINITY;
   let timer: NodeJS.Timeout | undefined;
-  let queued = 0;
   let loners = 0;
 
   function expectedGap(): number {
@@ -204,7 +234,7 @@ export function createBatcher<R extends InferResult = InferResult>(
   async function run(batch: Pending<R>[]): Promise<void> {
     const dispatchedAt = now();
     const rows = batch.reduce((n, p) => n + p.rows, 0);
-    queued -= batch.length;
+    for (const p of batch) p.signal?.removeEventListener('abort', p.onAbort);
     opts.onBatch?.(rows, batch.length);
     try {
       const names = Object.keys(batch[0]!.inputs);
@@ -212,34 +242,7 @@ export function createBatcher<R extends InferResult = InferResult>(
       for (const name of names) inputs[name] = concat(batch.map((p) => p.inputs[name]!));
       const result = await opts.execute(inputs, batch[0]!.outputs);
       cost.observe(rows, result.inferMs);
-      if (batch.length === 1) {
-        // Nothing to split: the outputs are the request's own, whatever their dimension 0.
-        batch[0]!.resolve({
-          ...result,
-          queueMs: dispatchedAt - batch[0]!.enqueuedAt,
-          batchRows: rows,
-        });
-        return;
-      }
-      let start = 0;
-      for (const p of batch) {
-        const outputs: Record<string, WireTensor> = {};
-        for (const [name, t] of Object.entries(result.outputs)) {
-          if (t.dims[0] !== rows) {
-            throw new Error(
-              `output \`${name}\` has ${t.dims[0]} rows for a batch of ${rows}: it cannot be split per request`,
-            );
-          }
-          outputs[name] = slice(t, start, p.rows);
-        }
-        start += p.rows;
-        p.resolve({
-          ...result,
-          outputs,
-          queueMs: dispatchedAt - p.enqueuedAt,
-          batchRows: rows,
-        });
-      }
+      resolveBatch(batch, result, rows, dispatchedAt);
     } catch (e) {
       for (const p of batch) p.reject(e);
     } finally {
@@ -282,24 +285,47 @@ export function createBatcher<R extends InferResult = InferResult>(
     if (Number.isFinite(wakeIn)) timer = setTimeout(schedule, wakeIn);
   }
 
+  function enqueue(key: string, p: Pending<R>): void {
+    const group = groups.get(key) ?? [];
+    group.push(p);
+    groups.set(key, group);
+    schedule();
+  }
+
+  function drop(key: string, p: Pending<R>): void {
+    const group = groups.get(key);
+    const at = group?.indexOf(p) ?? -1;
+    if (at < 0) return; // already dispatched: it runs to its end
+    group!.splice(at, 1);
+    if (group!.length === 0) groups.delete(key);
+    p.reject(p.signal?.reason);
+  }
+
   return {
-    cost,
-    queued: () => queued,
     poke: schedule,
-    submit(inputs, outputs) {
+    submit(inputs, outputs, signal) {
       const t = now();
       if (!Number.isNaN(lastArrival)) {
         const gap = t - lastArrival;
         gapEwma = Number.isFinite(gapEwma) ? 0.8 * gapEwma + 0.2 * gap : gap;
       }
       lastArrival = t;
+      if (signal?.aborted) return Promise.reject(signal.reason);
       return new Promise<BatchedResult<R>>((resolve, reject) => {
         const key = batchKey(inputs, outputs) ?? `alone#${++loners}`;
-        const group = groups.get(key) ?? [];
-        group.push({ inputs, outputs, rows: rowsOf(inputs), enqueuedAt: t, resolve, reject });
-        groups.set(key, group);
-        queued++;
-        schedule();
+        const rows = rowsOf(inputs);
+        const p: Pending<R> = {
+          inputs,
+          outputs,
+          rows,
+          enqueuedAt: t,
+          resolve,
+          reject,
+          signal,
+          onAbort: () => drop(key, p),
+        };
+        signal?.addEventListener('abort', p.onAbort, { once: true });
+        enqueue(key, p);
       });
     },
   };

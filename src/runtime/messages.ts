@@ -1,64 +1,19 @@
 /**
  * Everything that crosses between the main thread and a worker thread, typed in one place.
  * Tensors travel as typed arrays whose buffers are transferred, never as JSON.
+ *
+ * Piscina carries one task per thread's life: `init`, which hands the thread a MessagePort of
+ * its own and resolves once its sessions are loaded. Requests then go over that port, several
+ * at a time, so a worker never waits for the main thread between two of them.
  */
-import type { PlannedWorker } from '../plan/types.js';
-
-/** ONNX Runtime's tensor element types, as `Tensor.type` names them. */
-export type OrtType =
-  | 'float32'
-  | 'float64'
-  | 'float16'
-  | 'int8'
-  | 'int16'
-  | 'int32'
-  | 'int64'
-  | 'uint8'
-  | 'uint16'
-  | 'uint32'
-  | 'uint64'
-  | 'bool'
-  | 'string';
-
-export type TensorData =
-  | Float32Array
-  | Float64Array
-  | Uint16Array
-  | Int8Array
-  | Int16Array
-  | Int32Array
-  | BigInt64Array
-  | Uint8Array
-  | Uint32Array
-  | BigUint64Array
-  | string[];
-
-export interface WireTensor {
-  readonly type: OrtType;
-  readonly dims: readonly number[];
-  readonly data: TensorData;
-}
+import type { MessagePort } from 'node:worker_threads';
+import type { PlannedSession, PlannedWorker } from '../plan/types.js';
+import type { TensorSignature, WireTensor } from '../tensor/types.js';
 
 export interface WorkerData {
   readonly worker: PlannedWorker;
-  /**
-   * Test switch: open every session on the CPU while keeping (and reporting) the planned
-   * device, so that placement can be tested on machines without GPUs. Never set by users.
-   */
-  readonly forceCpuSessions: boolean;
-  /** Test switch: wait this long before loading, so a test can kill a thread mid-load. */
-  readonly loadDelayMs: number;
-  /** Test switch: a shared counter of threads that must exit before they are ready. */
-  readonly bootstrapCrashes: SharedArrayBuffer;
-  /** Test switch: BroadcastChannel on which the main thread asks this thread to exit. */
-  readonly crashChannel: string;
-}
-
-export interface TensorSignature {
-  readonly name: string;
-  readonly type: OrtType | 'unknown';
-  /** Numbers for fixed dimensions, -1 for dynamic ones. */
-  readonly shape: readonly number[];
+  /** Anything a custom worker file (RuntimeOptions.workerFile) needs; the shipped one reads none. */
+  readonly extra: Readonly<Record<string, unknown>>;
 }
 
 export interface SessionReport {
@@ -83,31 +38,10 @@ export interface WorkerReport {
   readonly sessions: readonly SessionReport[];
 }
 
+/** Piscina's one task: take this port for requests, answer when the sessions are loaded. */
 export interface InitTask {
   readonly kind: 'init';
-}
-
-export interface InferTask {
-  readonly kind: 'infer';
-  readonly model: string;
-  readonly inputs: Readonly<Record<string, WireTensor>>;
-  /** Output names wanted; empty means all. */
-  readonly outputs: readonly string[];
-}
-
-/** Test switch only: ends the thread as a crash would. */
-export interface CrashTask {
-  readonly kind: 'crash';
-  /** The thread to end; its replacement, which may receive the task, ignores it. */
-  readonly threadId: number;
-}
-
-export type Task = InitTask | InferTask | CrashTask;
-
-export interface InferResult {
-  readonly outputs: Readonly<Record<string, WireTensor>>;
-  /** Time inside session.run, in milliseconds. */
-  readonly inferMs: number;
+  readonly port: MessagePort;
 }
 
 /** A load failure, as data: errors lose their class when they cross threads. */
@@ -118,3 +52,28 @@ export interface LoadFailure {
   readonly message: string;
   readonly cudaProviderMissing: boolean;
 }
+
+/** Posted by a thread on Piscina's parent port while it loads. */
+export type ProgressMessage =
+  | { readonly kind: 'session-loading'; readonly session: PlannedSession }
+  | { readonly kind: 'session-loaded'; readonly report: SessionReport };
+
+/** main -> worker, over the worker's port. */
+export interface InferRequestMessage {
+  readonly id: number;
+  readonly model: string;
+  readonly inputs: Readonly<Record<string, WireTensor>>;
+  /** Output names wanted; empty means all. */
+  readonly outputs: readonly string[];
+}
+
+export interface InferResult {
+  readonly outputs: Readonly<Record<string, WireTensor>>;
+  /** Time inside session.run, in milliseconds. */
+  readonly inferMs: number;
+}
+
+/** worker -> main, over the worker's port: the result, or onnxruntime's error message. */
+export type InferReplyMessage =
+  | ({ readonly id: number; readonly error?: undefined } & InferResult)
+  | { readonly id: number; readonly error: string };

@@ -9,6 +9,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Diagnostic } from './diagnostics.js';
 import { asRecord, isRecord, type Locator, suggest, suggester } from './locator.js';
 import type { OnnxReadResult } from './onnx-info.js';
+import { checkPipelines } from './pipelines.js';
+import { DEFAULTS } from './types.js';
 
 export interface CheckContext {
   readonly value: Record<string, unknown>;
@@ -275,6 +277,37 @@ const idleGpus: Check = (ctx) =>
       ),
     );
 
+/** `scaling`: min_replicas <= max_replicas, and a target_in_flight that a pod can reach. */
+const scalingBounds: Check = (ctx) => {
+  const out: Diagnostic[] = [];
+  for (const [name, s] of services(ctx)) {
+    const scaling = asRecord(s.scaling);
+    const min = scaling.min_replicas ?? DEFAULTS.minReplicas;
+    const max = scaling.max_replicas;
+    if (isInt(min) && isInt(max) && min > max) {
+      out.push(
+        ctx.at.diag(
+          'scaling-min-above-max',
+          ['services', name, 'scaling', 'min_replicas'],
+          `service \`${name}\`: scaling.min_replicas (${min}) is above scaling.max_replicas (${max}); the autoscaler needs min_replicas <= max_replicas`,
+        ),
+      );
+    }
+    const target = scaling.target_in_flight;
+    const limit = asRecord(s.traffic).max_concurrency ?? DEFAULTS.maxConcurrency;
+    if (isInt(target) && isInt(limit) && target > limit) {
+      out.push(
+        ctx.at.diag(
+          'scaling-target-unreachable',
+          ['services', name, 'scaling', 'target_in_flight'],
+          `service \`${name}\`: scaling.target_in_flight (${target}) is above traffic.max_concurrency (${limit}), so a pod never holds that many requests and the autoscaler never adds pods; lower target_in_flight or raise max_concurrency`,
+        ),
+      );
+    }
+  }
+  return out;
+};
+
 const CHECKS: readonly Check[] = [
   modelFiles,
   batchingNeedsDynamicBatch,
@@ -284,6 +317,8 @@ const CHECKS: readonly Check[] = [
   workerPlacement,
   gpuTypeNeedsGpus,
   idleGpus,
+  scalingBounds,
+  checkPipelines,
 ];
 
 export function runChecks(ctx: CheckContext): Diagnostic[] {

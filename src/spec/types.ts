@@ -4,6 +4,8 @@
  * complete, defaults filled, paths absolute. Nothing after validation sees a `BentoFile`.
  */
 
+import type { ProtocolDatatype } from '../tensor/datatypes.js';
+
 export type GraphOptimization = 'disabled' | 'basic' | 'extended' | 'all';
 export type ExecutionMode = 'sequential' | 'parallel';
 export type BatchPolicy = 'adaptive' | 'fixed';
@@ -19,12 +21,19 @@ export interface BentoFileSessionOptions {
   inter_op_threads?: number;
   graph_optimization?: GraphOptimization;
   execution_mode?: ExecutionMode;
+  memory_arena?: boolean;
+  memory_pattern?: boolean;
+  arena_extend_strategy?: ArenaExtendStrategy;
 }
 
 export interface BentoFileModel {
   path: string;
   batching?: BentoFileBatching;
   session?: BentoFileSessionOptions;
+  /** `bento-run k8s --target kserve`: a folder URI holding this model's file under its name. */
+  storage_uri?: string;
+  /** `bento-run k8s`: `CLAIM` or `CLAIM/FOLDER`, a PersistentVolumeClaim holding the file. */
+  volume?: string;
 }
 
 export interface BentoFileWorker {
@@ -45,6 +54,11 @@ export interface BentoFileService {
     timeout_s?: number;
     max_concurrency?: number;
   };
+  scaling?: {
+    min_replicas?: number;
+    max_replicas: number;
+    target_in_flight?: number;
+  };
 }
 
 export interface BentoFile {
@@ -52,12 +66,35 @@ export interface BentoFile {
   name?: string;
   models: Record<string, BentoFileModel>;
   services: Record<string, BentoFileService>;
+  pipelines?: Record<string, BentoFilePipeline>;
   server?: {
     host?: string;
     port?: number;
     max_body_mb?: number;
+    grpc_port?: number | false;
+    drain_timeout_s?: number;
+    tls?: { cert: string; key: string };
+    auth?: { tokens_env: string } | { tokens_file: string };
+    ui?: boolean;
   };
 }
+
+export interface ServerSpec {
+  readonly host: string;
+  readonly port: number;
+  readonly maxBodyMb: number;
+  /** null: gRPC off. */
+  readonly grpcPort: number | null;
+  readonly drainTimeoutS: number;
+  /** Absolute paths of the PEM files; null: plain HTTP and gRPC. */
+  readonly tls: { readonly cert: string; readonly key: string } | null;
+  /** Where the bearer tokens are; null: no authentication. */
+  readonly auth: AuthSpec | null;
+  readonly ui: boolean;
+}
+
+/** `server.auth`: the tokens in an environment variable, or in a file (absolute path). */
+export type AuthSpec = { readonly tokensEnv: string } | { readonly tokensFile: string };
 
 /** Defaults, in one place; the schema's `default`s say the same and a test keeps them equal. */
 export const DEFAULTS = {
@@ -65,6 +102,9 @@ export const DEFAULTS = {
   host: '127.0.0.1',
   port: 3000,
   maxBodyMb: 64,
+  grpcPort: 8001,
+  drainTimeoutS: 30,
+  ui: true,
   maxBatchSize: 32,
   maxLatencyMs: 5,
   batchPolicy: 'adaptive' as BatchPolicy,
@@ -72,6 +112,7 @@ export const DEFAULTS = {
   maxConcurrency: 128,
   graphOptimization: 'all' as GraphOptimization,
   executionMode: 'sequential' as ExecutionMode,
+  minReplicas: 1,
 } as const;
 
 export interface SourcePosition {
@@ -91,7 +132,15 @@ export interface SessionSpec {
   readonly interOpThreads?: number;
   readonly graphOptimization: GraphOptimization;
   readonly executionMode: ExecutionMode;
+  /** onnxruntime's CPU memory arena (enable_cpu_mem_arena); undefined: its default (on). */
+  readonly memoryArena?: boolean;
+  /** onnxruntime's memory pattern planning (enable_mem_pattern); undefined: its default (on). */
+  readonly memoryPattern?: boolean;
+  /** How the arena grows; undefined: onnxruntime's default (next_power_of_two). */
+  readonly arenaExtendStrategy?: ArenaExtendStrategy;
 }
+
+export type ArenaExtendStrategy = 'next_power_of_two' | 'same_as_requested';
 
 export interface ModelSpec {
   readonly name: string;
@@ -103,6 +152,17 @@ export interface ModelSpec {
   readonly sizeBytes: number;
   readonly batching: BatchingSpec | null;
   readonly session: SessionSpec;
+  /** `storage_uri`: where KServe downloads this model's folder from; null: not given. */
+  readonly storageUri: string | null;
+  /** `volume`: the PersistentVolumeClaim holding this model's file; null: not given. */
+  readonly volume: VolumeSpec | null;
+}
+
+/** A folder of a PersistentVolumeClaim: `claim`, or `claim/subPath`. */
+export interface VolumeSpec {
+  readonly claim: string;
+  /** Relative, no trailing '/'; null: the claim's root. */
+  readonly subPath: string | null;
 }
 
 export interface WorkerSpec {
@@ -128,6 +188,15 @@ export interface ServiceSpec {
     readonly timeoutS: number;
     readonly maxConcurrency: number;
   };
+  /** Autoscaling in Kubernetes; null: a fixed number of replicas. */
+  readonly scaling: ScalingSpec | null;
+}
+
+export interface ScalingSpec {
+  readonly minReplicas: number;
+  readonly maxReplicas: number;
+  /** Requests in flight per pod to aim for; null: scale on CPU utilisation. */
+  readonly targetInFlight: number | null;
 }
 
 export interface Spec {
@@ -140,7 +209,80 @@ export interface Spec {
   readonly models: Readonly<Record<string, ModelSpec>>;
   /** In declaration order: GPU blocks are allocated in this order. */
   readonly services: readonly ServiceSpec[];
-  readonly server: { readonly host: string; readonly port: number; readonly maxBodyMb: number };
+  readonly server: ServerSpec;
+  /** Pipeline name -> pipeline (none: an empty record). */
+  readonly pipelines: Readonly<Record<string, PipelineSpec>>;
   /** Dotted path -> position of that node in the file, for errors raised after validation. */
   readonly positions: ReadonlyMap<string, SourcePosition>;
+}
+
+// ---- pipelines: models chained in the spec (DESIGN.md "Pipelines") -------------------------
+
+/** A dimension as a pipeline declares it: a size, -1 (any size), or a name (any size, shared). */
+export type PipelineDim = number | string;
+
+export interface BentoFilePipelineTensor {
+  datatype: ProtocolDatatype;
+  shape: PipelineDim[];
+}
+
+/** Where a step input comes from: a pipeline input, or an output of another step. */
+export interface BentoFileStepSource {
+  input?: string;
+  step?: string;
+  output?: string;
+}
+
+export interface BentoFileStep {
+  model: string;
+  /** Every input of the model: model input name -> source. */
+  inputs: Record<string, BentoFileStepSource>;
+}
+
+export interface BentoFilePipeline {
+  inputs: Record<string, BentoFilePipelineTensor>;
+  steps: Record<string, BentoFileStep>;
+  outputs: Record<string, { step: string; output: string }>;
+}
+
+export interface PipelineInputSpec {
+  readonly name: string;
+  readonly datatype: ProtocolDatatype;
+  /** As declared: sizes, -1 for any size, names for dynamic dimensions that must agree. */
+  readonly shape: readonly PipelineDim[];
+}
+
+export type StepSource =
+  | { readonly kind: 'input'; readonly input: string }
+  | { readonly kind: 'step'; readonly step: string; readonly output: string };
+
+export interface PipelineStepSpec {
+  readonly name: string;
+  readonly model: string;
+  /** The service that serves `model`: the step runs as a request of that model there. */
+  readonly service: string;
+  /** Model input name -> where it comes from; every input of the model is here. */
+  readonly inputs: Readonly<Record<string, StepSource>>;
+}
+
+export interface PipelineOutputSpec {
+  readonly name: string;
+  readonly step: string;
+  /** The output of the step's model that this pipeline output is. */
+  readonly output: string;
+  /** From the model file; null when model files were not read (`checkFiles: false`). */
+  readonly datatype: ProtocolDatatype | null;
+  /**
+   * The model's output dims with what the pipeline fixes filled in: sizes, -1 for unknown, names
+   * for dynamic ones (a pipeline input's name where it is the same dimension). Null as datatype.
+   */
+  readonly shape: readonly PipelineDim[] | null;
+}
+
+export interface PipelineSpec {
+  readonly name: string;
+  readonly inputs: readonly PipelineInputSpec[];
+  /** In declaration order; `pipelineOrder` gives the order they run in. No cycles. */
+  readonly steps: readonly PipelineStepSpec[];
+  readonly outputs: readonly PipelineOutputSpec[];
 }

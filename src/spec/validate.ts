@@ -8,11 +8,14 @@ import { isAbsolute, resolve } from 'node:path';
 import { SpecError } from '../errors.js';
 import { runChecks } from './checks.js';
 import { compareDiagnostics, type Diagnostic } from './diagnostics.js';
-import { asRecord, isRecord, type Locator, locator, suggest } from './locator.js';
-import { type OnnxReadResult, readOnnxInfo } from './onnx-info.js';
-import { collectPositions, type ParsedSpec, type PathSegment, readSpecFile } from './parse.js';
-import { type SchemaError, schemaValidator } from './schema.js';
+import { asRecord, isRecord, locator } from './locator.js';
+import { type OnnxInfo, type OnnxReadResult, readOnnxInfo } from './onnx-info.js';
+import { collectPositions, type ParsedSpec, readSpecFile } from './parse.js';
+import { resolvePipelines } from './pipelines.js';
+import { schemaValidator } from './schema.js';
+import { schemaDiagnostics } from './schema-diagnostics.js';
 import {
+  type AuthSpec,
   type BentoFile,
   type BentoFileModel,
   type BentoFileService,
@@ -21,8 +24,11 @@ import {
   type ModelSpec,
   type ServiceSpec,
   type Spec,
+  type VolumeSpec,
   type WorkerSpec,
 } from './types.js';
+
+type BentoFileAuth = NonNullable<NonNullable<BentoFile['server']>['auth']>;
 
 export interface ValidateOptions {
   /**
@@ -51,10 +57,16 @@ export function validateSpec(parsed: ParsedSpec, opts: ValidateOptions = {}): Va
   ];
   const sorted = dedupe(diagnostics).sort(compareDiagnostics);
   if (sorted.some((d) => d.severity === 'error')) throw new SpecError(sorted);
-  const spec = resolveSpec(parsed, parsed.value as BentoFile, (name) => {
+  const read = (name: string) => {
     const r = onnx.get(name);
-    return r?.ok ? r.sizeBytes : 0;
-  });
+    return r?.ok ? r : undefined;
+  };
+  const spec = resolveSpec(
+    parsed,
+    parsed.value as BentoFile,
+    (name) => read(name)?.sizeBytes ?? 0,
+    (name) => read(name)?.info,
+  );
   return { spec, warnings: sorted };
 }
 
@@ -93,238 +105,6 @@ function contentDiagnostics(
   return [...schema, ...runChecks({ value: v, at, onnx, dir: parsed.dir })];
 }
 
-/** A JSON pointer -> path segments; a segment is a number only where it indexes a list. */
-function pointerToPath(pointer: string, root: unknown): PathSegment[] {
-  const out: PathSegment[] = [];
-  let v = root;
-  for (const raw of pointer === '' ? [] : pointer.slice(1).split('/')) {
-    const s = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    const segment = Array.isArray(v) ? Number(s) : s;
-    out.push(segment);
-    v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[segment] : undefined;
-  }
-  return out;
-}
-
-function valueAt(root: unknown, path: readonly PathSegment[]): unknown {
-  let v = root;
-  for (const s of path) {
-    if (v === null || typeof v !== 'object') return undefined;
-    v = (v as Record<string | number, unknown>)[s];
-  }
-  return v;
-}
-
-const TYPE_NAMES: Record<string, string> = {
-  object: 'a mapping',
-  array: 'a list',
-  integer: 'an integer',
-  number: 'a number',
-  string: 'a string',
-  boolean: 'true or false',
-  null: 'null',
-};
-
-function describeValue(v: unknown): string {
-  if (v === null || v === undefined) return 'nothing';
-  if (Array.isArray(v)) return v.length === 0 ? 'an empty list' : 'a list';
-  if (typeof v === 'object') return Object.keys(v).length === 0 ? 'an empty mapping' : 'a mapping';
-  if (typeof v === 'string') return `the string ${JSON.stringify(v)}`;
-  if (typeof v === 'number' && !Number.isInteger(v)) return `the number ${v}`;
-  return String(v);
-}
-
-/** `(got …)`, with the fix when a number was quoted: `port: "3000"` reads as a string. */
-function got(v: unknown, wantsNumber: boolean): string {
-  const quoted =
-    wantsNumber && typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v));
-  return `(got ${describeValue(v)}${quoted ? `; write ${v.trim()} without quotes` : ''})`;
-}
-
-interface SchemaNode {
-  properties?: Record<string, unknown>;
-  type?: string | string[];
-  examples?: unknown[];
-  'x-messages'?: Record<string, string>;
-}
-
-/** The keys a mapping may have, for "did you mean" and "valid: …". */
-function allowedKeys(schema: unknown): string[] {
-  return Object.keys((schema as SchemaNode | undefined)?.properties ?? {});
-}
-
-/** The errors an `errorMessage` replaces, or the error itself: their params say what failed. */
-function causes(e: SchemaError): SchemaError[] {
-  const inner =
-    e.keyword === 'errorMessage' ? (e.params as { errors?: SchemaError[] }).errors : undefined;
-  return inner?.length ? inner : [e];
-}
-
-/** What the items of a list are, by the list's key, for messages about one item. */
-const ITEM_NOUNS: Record<string, string> = { models: 'model', gpus: 'GPU' };
-
-const RANGE_WORDS: Record<string, string> = {
-  '>=': 'at least',
-  '<=': 'at most',
-  '>': 'greater than',
-  '<': 'less than',
-};
-
-/**
- * ajv errors -> diagnostics at the YAML nodes. A node with a wrong type gets that error only
- * (its range or pattern errors would repeat it), and a missing key that an unknown sibling key
- * is a near miss of is not reported twice (`modles:` means `models:` is missing).
- */
-function schemaDiagnostics(errors: readonly SchemaError[], root: unknown, at: Locator) {
-  const wrongType = new Set(
-    errors.filter((e) => causes(e)[0]?.keyword === 'type').map((e) => e.instancePath),
-  );
-  const misspelt = new Set<string>();
-  for (const e of errors) {
-    if (e.keyword !== 'additionalProperties') continue;
-    const key = String((e.params as { additionalProperty: string }).additionalProperty);
-    const best = suggest(key, allowedKeys(e.parentSchema));
-    if (best) misspelt.add(`${e.instancePath}/${best}`);
-  }
-  const out: Diagnostic[] = [];
-  for (const e of errors) {
-    // The errorMessage of a name's schema says what is wrong; the propertyNames error adds nothing.
-    if (e.keyword === 'propertyNames') continue;
-    const cause = causes(e)[0] ?? e;
-    const keyword = cause.keyword;
-    if (keyword !== 'type' && wrongType.has(e.instancePath)) continue;
-    const path = pointerToPath(e.instancePath, root);
-    const schema = e.parentSchema as SchemaNode | undefined;
-    const custom = e.keyword === 'errorMessage' ? e.message : schema?.['x-messages']?.[keyword];
-    if (e.propertyName !== undefined) {
-      const name = e.propertyName;
-      const what = custom ?? `is not a valid name (${defaultMessage(cause)})`;
-      const best = cause.keyword === 'pattern' ? patternFix(name, cause, schema) : undefined;
-      out.push(
-        at.diag('invalid-name', [...path, name], `\`${name}\` ${what}${meant(best)}`, {
-          key: true,
-          ...(best ? { suggestion: best } : {}),
-        }),
-      );
-      continue;
-    }
-    const value = valueAt(root, path);
-    const wanted = ([] as string[]).concat(schema?.type ?? []);
-    const wantsNumber = wanted.some((t) => t === 'integer' || t === 'number');
-    switch (keyword) {
-      case 'additionalProperties': {
-        const key = String((e.params as { additionalProperty: string }).additionalProperty);
-        const keys = allowedKeys(e.parentSchema);
-        const best = suggest(key, keys);
-        const hint = best ? meant(best) : ` (valid: ${keys.join(', ')})`;
-        out.push(
-          at.diag('unknown-key', [...path, key], `unknown key \`${key}\`${hint}`, {
-            key: true,
-            ...(best ? { suggestion: best } : {}),
-          }),
-        );
-        break;
-      }
-      case 'required': {
-        const key = String((e.params as { missingProperty: string }).missingProperty);
-        if (misspelt.has(`${e.instancePath}/${key}`)) break;
-        // At the key that names the incomplete mapping: that is the line the user looks for.
-        out.push(at.diag('missing-key', path, `missing required key \`${key}\``, { key: true }));
-        break;
-      }
-      case 'uniqueItems': {
-        // ajv reports the first repeat: items i < j are equal; j is the one to remove.
-        const { i, j } = cause.params as { i: number; j: number };
-        const item: unknown = Array.isArray(value) ? value[j] : undefined;
-        const noun = ITEM_NOUNS[String(path[path.length - 1])] ?? 'item';
-        out.push(
-          at.diag(
-            'duplicate-item',
-            [...path, j],
-            `${noun} ${typeof item === 'string' ? `\`${item}\`` : JSON.stringify(item)} is listed twice (items ${i} and ${j}); remove one`,
-          ),
-        );
-        break;
-      }
-      case 'type': {
-        const names = wanted.map((t) => TYPE_NAMES[t] ?? t).join(' or ');
-        const keys = allowedKeys(e.parentSchema);
-        const what =
-          custom ?? `must be ${names}${keys.length ? ` with keys ${keys.join(', ')}` : ''}`;
-        out.push(at.diag('wrong-type', path, `${what} ${got(value, wantsNumber)}`));
-        break;
-      }
-      case 'enum': {
-        const allowed = causes(e).flatMap(
-          (inner) => (inner.params as { allowedValues?: unknown[] }).allowedValues ?? [],
-        );
-        const names = allowed.filter((a): a is string => typeof a === 'string');
-        const best = typeof value === 'string' ? suggest(value, names) : undefined;
-        const quotedNumber = allowed.some((a) => typeof a === 'number');
-        const what = custom ?? `must be one of ${allowed.join(', ')}`;
-        out.push(
-          at.diag(
-            'invalid-value',
-            path,
-            `${what} ${got(value, quotedNumber)}${meant(best)}`,
-            best ? { suggestion: best } : {},
-          ),
-        );
-        break;
-      }
-      case 'minimum':
-      case 'maximum':
-      case 'exclusiveMinimum':
-      case 'exclusiveMaximum': {
-        const { comparison, limit } = cause.params as {
-          comparison: string;
-          limit: number;
-        };
-        const what = custom ?? `must be ${RANGE_WORDS[comparison] ?? comparison} ${limit}`;
-        out.push(at.diag('out-of-range', path, `${what} ${got(value, false)}`));
-        break;
-      }
-      case 'pattern': {
-        const what = custom ?? defaultMessage(cause);
-        const best = typeof value === 'string' ? patternFix(value, cause, schema) : undefined;
-        out.push(
-          at.diag(
-            'invalid-value',
-            path,
-            `${what} ${got(value, false)}${meant(best)}`,
-            best ? { suggestion: best } : {},
-          ),
-        );
-        break;
-      }
-      default: {
-        const what = custom ?? defaultMessage(cause);
-        out.push(at.diag('invalid-value', path, `${what} ${got(value, false)}`));
-      }
-    }
-  }
-  return out;
-}
-
-/** `; did you mean …?`, or nothing. */
-const meant = (best: string | undefined) => (best ? `; did you mean \`${best}\`?` : '');
-
-/** A value close to `value` that fits the pattern: the same in lowercase, or a near example. */
-function patternFix(value: string, e: SchemaError, schema: SchemaNode | undefined) {
-  const { pattern } = e.params as { pattern: string };
-  const lower = value.toLowerCase();
-  if (lower !== value && new RegExp(pattern, 'u').test(lower)) return lower;
-  const examples = (schema?.examples ?? []).filter((x): x is string => typeof x === 'string');
-  return suggest(value, examples);
-}
-
-/** ajv's own wording, for the keywords that have no `errorMessage` in the schema. */
-function defaultMessage(e: SchemaError): string {
-  const { limit } = e.params as { limit?: number };
-  if (/^min(Items|Length|Properties)$/.test(e.keyword) && limit === 1) return 'must not be empty';
-  return (e.message ?? 'is invalid').replace('must NOT', 'must not');
-}
-
 function dedupe(ds: Diagnostic[]): Diagnostic[] {
   const seen = new Set<string>();
   return ds.filter((d) => {
@@ -337,7 +117,12 @@ function dedupe(ds: Diagnostic[]): Diagnostic[] {
 
 // ---- normalisation: the valid BentoFile -> Spec, defaults filled --------------------------
 
-function resolveSpec(parsed: ParsedSpec, file: BentoFile, sizeOf: (model: string) => number): Spec {
+function resolveSpec(
+  parsed: ParsedSpec,
+  file: BentoFile,
+  sizeOf: (model: string) => number,
+  infoOf: (model: string) => OnnxInfo | undefined,
+): Spec {
   const models: Record<string, ModelSpec> = {};
   for (const [name, m] of Object.entries(file.models)) {
     models[name] = resolveModel(name, m, parsed.dir, sizeOf(name));
@@ -349,10 +134,18 @@ function resolveSpec(parsed: ParsedSpec, file: BentoFile, sizeOf: (model: string
     name: file.name ?? DEFAULTS.name,
     models,
     services: Object.entries(file.services).map(([name, s]) => resolveService(name, s)),
+    pipelines: resolvePipelines(file, infoOf),
     server: {
       host: file.server?.host ?? DEFAULTS.host,
       port: file.server?.port ?? DEFAULTS.port,
       maxBodyMb: file.server?.max_body_mb ?? DEFAULTS.maxBodyMb,
+      grpcPort: file.server?.grpc_port === false ? null : (file.server?.grpc_port ?? DEFAULTS.grpcPort),
+      drainTimeoutS: file.server?.drain_timeout_s ?? DEFAULTS.drainTimeoutS,
+      tls: file.server?.tls
+        ? { cert: resolve(parsed.dir, file.server.tls.cert), key: resolve(parsed.dir, file.server.tls.key) }
+        : null,
+      auth: resolveAuth(file.server?.auth, parsed.dir),
+      ui: file.server?.ui ?? DEFAULTS.ui,
     },
     positions: collectPositions(parsed),
   };
@@ -377,8 +170,29 @@ function resolveModel(name: string, m: BentoFileModel, dir: string, size: number
       ...(s.inter_op_threads ? { interOpThreads: s.inter_op_threads } : {}),
       graphOptimization: s.graph_optimization ?? DEFAULTS.graphOptimization,
       executionMode: s.execution_mode ?? DEFAULTS.executionMode,
+      ...(s.memory_arena === undefined ? {} : { memoryArena: s.memory_arena }),
+      ...(s.memory_pattern === undefined ? {} : { memoryPattern: s.memory_pattern }),
+      ...(s.arena_extend_strategy === undefined
+        ? {}
+        : { arenaExtendStrategy: s.arena_extend_strategy }),
     },
+    storageUri: m.storage_uri ?? null,
+    volume: m.volume === undefined ? null : resolveVolume(m.volume),
   };
+}
+
+/** `claim` or `claim/folder/` -> the claim and the folder without slashes at its ends. */
+function resolveVolume(volume: string): VolumeSpec {
+  const slash = volume.indexOf('/');
+  const subPath = slash < 0 ? '' : volume.slice(slash + 1).replace(/\/+$/, '');
+  return { claim: slash < 0 ? volume : volume.slice(0, slash), subPath: subPath || null };
+}
+
+function resolveAuth(auth: BentoFileAuth | undefined, dir: string): AuthSpec | null {
+  if (auth === undefined) return null;
+  return 'tokens_env' in auth
+    ? { tokensEnv: auth.tokens_env }
+    : { tokensFile: resolve(dir, auth.tokens_file) };
 }
 
 /**
@@ -419,5 +233,12 @@ function resolveService(name: string, s: BentoFileService): ServiceSpec {
       timeoutS: s.traffic?.timeout_s ?? DEFAULTS.timeoutS,
       maxConcurrency: s.traffic?.max_concurrency ?? DEFAULTS.maxConcurrency,
     },
+    scaling: s.scaling
+      ? {
+          minReplicas: s.scaling.min_replicas ?? DEFAULTS.minReplicas,
+          maxReplicas: s.scaling.max_replicas,
+          targetInFlight: s.scaling.target_in_flight ?? null,
+        }
+      : null,
   };
 }

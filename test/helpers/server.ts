@@ -3,6 +3,7 @@
  * (`startCli`, `runCli`), or the stages wired in this process (`startInProcess`) for tests that
  * need the `Runtime` itself. Plus small HTTP and Prometheus helpers.
  */
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
@@ -12,13 +13,24 @@ import { createLogger } from '../../src/log.js';
 import { discoverDevices, planPlacement } from '../../src/plan/index.js';
 import type { Plan } from '../../src/plan/types.js';
 import { type Runtime, type RuntimeEvents, startRuntime } from '../../src/runtime/pool.js';
+import type { Authenticator } from '../../src/server/auth.js';
 import { type RunningServer, startServer } from '../../src/server/http.js';
 import { loadSpec } from '../../src/spec/validate.js';
+import { crashRoute, fixtureRuntimeOptions } from '../fixtures/worker-switches.js';
 import { readNvidiaSmiFixture } from './fake-nvidia-smi.js';
 
 /** The repository root, found from the compiled file (dist/test/helpers). */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'bento-run.js');
+/** bento-run with the test switches (test/fixtures/bento-run-fixture.ts). */
+export const FIXTURE_BIN = join(ROOT, 'dist', 'test', 'fixtures', 'bento-run-fixture.js');
+
+/** Which bento-run to spawn: the shipped one (default) or FIXTURE_BIN. */
+export interface CliOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  readonly timeoutMs?: number;
+  readonly bin?: string;
+}
 /** Test specs (model paths relative to this folder). */
 export const TEST_SPECS = join(ROOT, 'test', 'fixtures', 'specs');
 export const TEST_MODELS = join(ROOT, 'test', 'fixtures', 'models');
@@ -29,7 +41,7 @@ const LISTENING = /serving \d+ model\(s\) on (http:\/\/[^\s"]+)/;
 export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env = { ...process.env };
   for (const k of Object.keys(env)) {
-    if (k === 'CUDA_VISIBLE_DEVICES' || k.startsWith('BENTO_TEST_') || k === 'NODE_TEST_CONTEXT')
+    if (k === 'CUDA_VISIBLE_DEVICES' || k.startsWith('FIXTURE_') || k === 'NODE_TEST_CONTEXT')
       delete env[k];
   }
   return { ...env, ...extra };
@@ -49,8 +61,8 @@ export interface CliServer {
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 }
 
-function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv) {
-  const child = spawn(process.execPath, [BIN, ...args], {
+function spawnCli(args: readonly string[], env: NodeJS.ProcessEnv, bin = BIN) {
+  const child = spawn(process.execPath, [bin, ...args], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -102,13 +114,11 @@ ${text}`),
  * Starts `bento-run ARGS --port 0` and resolves once it prints its listening line. Rejects
  * with the captured log if the child exits first or does not listen within `timeoutMs`.
  */
-export async function startCli(
-  args: readonly string[],
-  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
-): Promise<CliServer> {
+export async function startCli(args: readonly string[], opts: CliOptions = {}): Promise<CliServer> {
   const { child, log, exited, waitForLog } = spawnCli(
     [...args, '--port', '0'],
     opts.env ?? childEnv(),
+    opts.bin,
   );
   let url: string;
   try {
@@ -133,9 +143,9 @@ export async function startCli(
 /** Runs bento-run to its end (bounded) and returns its exit code and output. */
 export async function runCli(
   args: readonly string[],
-  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  opts: CliOptions = {},
 ): Promise<{ code: number | null; output: string }> {
-  const { child, log, exited } = spawnCli(args, opts.env ?? childEnv());
+  const { child, log, exited } = spawnCli(args, opts.env ?? childEnv(), opts.bin);
   const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
   const code = await exited;
   clearTimeout(timer);
@@ -157,9 +167,16 @@ export interface InProcessOptions {
   /** Plan on the GPUs of this recorded nvidia-smi output (e.g. "2x-l4"); none by default. */
   readonly gpus?: string;
   readonly cpu?: boolean;
+  /** Every session on the CPU, planned devices kept: the fixture worker. */
   readonly forceCpuSessions?: boolean;
+  /** The fixture worker, waiting this long before it loads. */
   readonly loadDelayMs?: number;
+  /** The fixture worker (whose threads crashWorker can end), sessions on the CPU. */
+  readonly fixtureWorker?: boolean;
   readonly maxBodyBytes?: number;
+  /** server.auth's check, as serve builds it from the spec. */
+  readonly auth?: Authenticator;
+  /** Serves POST /debug/workers/{service}/{worker}/crash (test code's crashRoute). */
   readonly testHooks?: boolean;
   readonly events?: EventEmitter<RuntimeEvents>;
 }
@@ -180,7 +197,9 @@ export async function startInProcess(
   const plan = planPlacement(spec, devices, { cpu: opts.cpu === true });
   const runtime = await startRuntime(
     plan,
-    { forceCpuSessions: opts.forceCpuSessions ?? false, loadDelayMs: opts.loadDelayMs ?? 0 },
+    opts.forceCpuSessions || opts.loadDelayMs || opts.fixtureWorker
+      ? fixtureRuntimeOptions({ loadDelayMs: opts.loadDelayMs ?? 0 })
+      : {},
     opts.events ?? new EventEmitter<RuntimeEvents>(),
   );
   let text = '';
@@ -196,7 +215,8 @@ export async function startInProcess(
           text += line;
         },
       }),
-      testHooks: opts.testHooks ?? false,
+      routes: opts.testHooks ? [crashRoute] : [],
+      auth: opts.auth ?? null,
       ...(opts.maxBodyBytes === undefined ? {} : { maxBodyBytes: opts.maxBodyBytes }),
     });
   } catch (e) {

@@ -55,6 +55,8 @@ function model(name: string, input: ModelInput = {}): ModelSpec {
       graphOptimization: DEFAULTS.graphOptimization,
       executionMode: DEFAULTS.executionMode,
     },
+    storageUri: null,
+    volume: null,
   };
 }
 
@@ -100,6 +102,7 @@ export function makeSpec(input: SpecInput): Spec {
       resources: { gpu, gpuType: s.gpuType ?? null, cpu: null, memory: null },
       workers: workers(name, s, gpu),
       traffic: { timeoutS: DEFAULTS.timeoutS, maxConcurrency: DEFAULTS.maxConcurrency },
+      scaling: null,
     };
   });
   return {
@@ -109,7 +112,17 @@ export function makeSpec(input: SpecInput): Spec {
     name: input.name ?? 'test',
     models,
     services,
-    server: { host: DEFAULTS.host, port: DEFAULTS.port, maxBodyMb: DEFAULTS.maxBodyMb },
+    pipelines: {},
+    server: {
+      host: DEFAULTS.host,
+      port: DEFAULTS.port,
+      maxBodyMb: DEFAULTS.maxBodyMb,
+      grpcPort: DEFAULTS.grpcPort,
+      drainTimeoutS: DEFAULTS.drainTimeoutS,
+      tls: null,
+      auth: null,
+      ui: true,
+    },
     positions,
   };
 }

@@ -5,8 +5,9 @@
  * BYTES elements are each a 4-byte little-endian length and the bytes. Printing and parsing
  * floats as text is most of a JSON request's cost; this removes it.
  */
-import type { OrtType, TensorData, WireTensor } from '../runtime/messages.js';
-import { elementCount, elementSize, TYPED_ARRAY } from '../runtime/tensor.js';
+
+import { elementCount, elementSize, TYPED_ARRAY } from './datatypes.js';
+import type { OrtType, TensorData, WireTensor } from './types.js';
 
 export const HEADER_LENGTH = 'inference-header-content-length';
 

@@ -2,7 +2,7 @@
  * Tensor types across the three vocabularies bento-run speaks: the Open Inference Protocol's
  * datatypes (FP32, INT64, BYTES, ...), ONNX Runtime's tensor types, and typed arrays.
  */
-import type { OrtType, TensorData } from './messages.js';
+import type { OrtType, TensorData } from './types.js';
 
 export type ProtocolDatatype =
   | 'FP32'
@@ -91,22 +91,6 @@ export function normaliseData(type: OrtType, data: unknown): TensorData {
     return new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2);
   }
   return data as TensorData;
-}
-
-/**
- * Tensor data -> the protocol's JSON `data` (flat, row-major): BOOL as true/false, FP16 as
- * numbers, INT64/UINT64 beyond 2^53 as decimal strings (a JSON number cannot hold them exactly).
- */
-export function toJsonValues(type: OrtType, data: TensorData | readonly unknown[]): unknown[] {
-  if (Array.isArray(data)) return data;
-  if (type === 'bool') return Array.from(data as Uint8Array, (v) => v !== 0);
-  if (type === 'float16' && data instanceof Uint16Array) return Array.from(data, halfToFloat);
-  if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
-    return Array.from(data, (v: bigint) =>
-      v <= 9007199254740991n && v >= -9007199254740991n ? Number(v) : v.toString(),
-    );
-  }
-  return Array.from(data as ArrayLike<number>);
 }
 
 // ---- IEEE 754 half precision ------------------------------------------------------------

@@ -24,7 +24,7 @@ export interface Metrics {
 
 export function createMetrics(runtime: Runtime): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'bento_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'bento_' });
   const deviceOf = (service: string, worker: number) =>
     runtime.plan.placements.find((p) => p.service === service && p.worker === worker)?.device ??
     'cpu';

@@ -1,0 +1,129 @@
+/**
+ * `bento-run [serve] SPEC.yaml`: spec -> plan -> runtime -> server, then serve until SIGTERM or
+ * SIGINT, and drain.
+ */
+import { EventEmitter } from 'node:events';
+import { BentoError, EXIT_OK, RuntimeError, UsageError } from '../errors.js';
+import { createLogger, isLogLevel, type LogFormat, type LogLevel } from '../log.js';
+import { discoverDevices, planOnDevices } from '../plan/index.js';
+import { type RuntimeEvents, startRuntime } from '../runtime/pool.js';
+import { type RunningServer, startServer } from '../server/http.js';
+import { formatDiagnostic } from '../spec/diagnostics.js';
+import { loadSpec } from '../spec/validate.js';
+import { packageVersion } from '../util/package.js';
+import { requireFiles } from './common.js';
+import { logRuntimeEvents, showLoadProgress } from './progress.js';
+import type { CliInject, CliIO, CommandDefinition, Options } from './types.js';
+
+const USAGE = `bento-run [serve] SPEC.yaml [--host H] [--port P] [--cpu] [--service NAME]...
+                [--log-level debug|info|warn|error] [--log-format text|json]
+
+Validates and plans the spec (exit 2 if it is invalid or cannot be placed), starts one
+worker thread per planned worker with its own onnxruntime sessions on its device, and
+serves the Open Inference Protocol (KServe v2 REST) on HTTP.
+  --host, --port  override server.host and server.port (--port 0 picks a free port)
+  --cpu           run every worker on the CPU, whatever the spec's GPUs
+  --service       serve only this service (repeatable; Kubernetes runs one per pod)
+SIGTERM or SIGINT stops accepting, finishes in-flight requests, and exits 0.`;
+
+function logOptions(opts: Options): { level: LogLevel; format: LogFormat } {
+  const level = opts['log-level'] ?? 'info';
+  const format = opts['log-format'] ?? 'text';
+  if (!isLogLevel(level))
+    throw new UsageError(`--log-level must be debug, info, warn or error (got ${level})`);
+  if (format !== 'text' && format !== 'json')
+    throw new UsageError(`--log-format must be text or json (got ${format})`);
+  return { level, format };
+}
+
+function parsePort(value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(`--port must be an integer from 0 to 65535 (got ${value})`);
+  }
+  return port;
+}
+
+async function serve(
+  files: string[],
+  opts: Options,
+  io: CliIO,
+  inject: CliInject,
+): Promise<number> {
+  requireFiles(files, { name: 'serve', usage: USAGE }, true);
+  // Listen for the stop signals first: one that arrives while models load still stops cleanly.
+  const stop = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  const logging = logOptions(opts);
+  const { spec, warnings } = loadSpec(files[0]!);
+  const port = parsePort(opts.port, spec.server.port);
+  for (const w of warnings) io.stderr(`${formatDiagnostic(w)}\n`);
+  const plan = planOnDevices(spec, discoverDevices({ env: io.env }), {
+    cpu: opts.cpu === true,
+    services: opts.service ?? [],
+  });
+  for (const w of plan.warnings) io.stderr(`${formatDiagnostic(w)}\n`);
+  // nvidia-smi numbers GPUs in PCI order, CUDA fastest first: make CUDA agree with the plan.
+  process.env.CUDA_DEVICE_ORDER ??= 'PCI_BUS_ID';
+
+  const events = new EventEmitter<RuntimeEvents>();
+  // Progress lines on a terminal, for people; JSON logs are for machines and get none.
+  const progress = showLoadProgress(events, {
+    write: io.stderr,
+    isTTY: io.stderrIsTTY === true && logging.format === 'text',
+    ...(io.stderrColumns === undefined ? {} : { columns: io.stderrColumns }),
+  });
+  const log = createLogger({ ...logging, write: progress.write });
+  logRuntimeEvents(events, log);
+  const runtime = await startRuntime(plan, inject.runtime ?? {}, events).catch((e: unknown) => {
+    progress.stop();
+    // A load failure is already a RuntimeError; anything else (a thread that died while it
+    // loaded) still gets a plain message rather than an internal-error stack.
+    if (e instanceof BentoError) throw e;
+    throw new RuntimeError(
+      'BENTO_ERR_RUNTIME_WORKER_DIED',
+      `a worker thread died while loading its models: ${(e as Error).message}`,
+      { cause: e },
+    );
+  });
+  progress.stop();
+  let server: RunningServer;
+  try {
+    server = await startServer(runtime, {
+      host: opts.host ?? spec.server.host,
+      port,
+      version: packageVersion(),
+      log,
+      maxBodyBytes: spec.server.maxBodyMb * 1024 * 1024,
+      ...(inject.routes === undefined ? {} : { routes: inject.routes }),
+    });
+  } catch (e) {
+    await runtime.close();
+    const err = e as NodeJS.ErrnoException;
+    throw new RuntimeError('BENTO_ERR_RUNTIME_LISTEN', `cannot listen: ${err.message}`, {
+      cause: e,
+    });
+  }
+  log.info(
+    `bento-run ${packageVersion()} serving ${runtime.models.size} model(s) on ${server.url}`,
+    { event: 'listening', url: server.url, port: server.port },
+  );
+  const signal = await stop;
+  // drain() closes the listener at once; say so only after it has.
+  const drained = server.drain();
+  log.info(`${signal}: finishing in-flight requests, then stopping`, { event: 'draining', signal });
+  await drained;
+  await runtime.close();
+  log.info('stopped', { event: 'stopped' });
+  return EXIT_OK;
+}
+
+export const serveCommand: CommandDefinition = {
+  summary: 'serve the spec over HTTP (the default command)',
+  usage: USAGE,
+  options: ['host', 'port', 'cpu', 'service'],
+  run: serve,
+};

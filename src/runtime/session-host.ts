@@ -1,0 +1,160 @@
+/**
+ * The worker thread's whole job: open the sessions of its slot of the plan on its device, then
+ * run the requests that arrive on its port, one at a time in arrival order, and post outputs
+ * back as transferred buffers. No YAML, HTTP or policy here.
+ *
+ * `createWorker` is what the shipped worker.ts exports; a test's fixture worker calls it with
+ * hooks of its own (the CPU for every session, a delay), which the shipped worker never passes.
+ */
+import { type MessagePort, parentPort, threadId } from 'node:worker_threads';
+import ort from 'onnxruntime-node';
+import { Piscina } from 'piscina';
+import type { PlannedSession } from '../plan/types.js';
+import { normaliseData } from '../tensor/datatypes.js';
+import type { TensorSignature, WireTensor } from '../tensor/types.js';
+import type {
+  InferReplyMessage,
+  InferRequestMessage,
+  InitTask,
+  LoadFailure,
+  ProgressMessage,
+  ProviderOption,
+  SessionReport,
+  WorkerData,
+  WorkerReport,
+} from './messages.js';
+
+export interface WorkerHooks {
+  /** The execution providers for a session; default: CUDA on its planned device, or the CPU. */
+  readonly providers?: (session: PlannedSession) => ProviderOption[];
+  /** Runs before any session is created. */
+  readonly beforeLoad?: () => Promise<void>;
+}
+
+function plannedProviders(s: PlannedSession): ProviderOption[] {
+  return s.deviceId === null ? [{ name: 'cpu' }] : [{ name: 'cuda', deviceId: s.deviceId }];
+}
+
+function signature(m: ort.InferenceSession.ValueMetadata): TensorSignature {
+  if (!m.isTensor) return { name: m.name, type: 'unknown', shape: [] };
+  return {
+    name: m.name,
+    type: m.type as TensorSignature['type'],
+    shape: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : -1)),
+  };
+}
+
+function sessionOptions(s: PlannedSession, providers: ProviderOption[]) {
+  const o = s.session;
+  return {
+    executionProviders: providers,
+    graphOptimizationLevel: o.graphOptimization,
+    executionMode: o.executionMode,
+    ...(o.intraOpThreads ? { intraOpNumThreads: o.intraOpThreads } : {}),
+    ...(o.interOpThreads ? { interOpNumThreads: o.interOpThreads } : {}),
+    ...(o.memoryArena === undefined ? {} : { enableCpuMemArena: o.memoryArena }),
+    ...(o.memoryPattern === undefined ? {} : { enableMemPattern: o.memoryPattern }),
+    ...(o.arenaExtendStrategy === undefined
+      ? {}
+      : { extra: { session: { 'arena.extend_strategy': o.arenaExtendStrategy } } }),
+    // onnxruntime's own log lines bypass bento-run's logger; keep only its errors.
+    logSeverityLevel: 3 as const,
+  };
+}
+
+function progress(m: ProgressMessage): void {
+  parentPort?.postMessage(m);
+}
+
+async function openSessions(
+  data: WorkerData,
+  sessions: Map<string, ort.InferenceSession>,
+  hooks: WorkerHooks,
+): Promise<WorkerReport | LoadFailure> {
+  await hooks.beforeLoad?.();
+  const reports: SessionReport[] = [];
+  for (const s of data.worker.sessions) {
+    const providers = (hooks.providers ?? plannedProviders)(s);
+    const started = performance.now();
+    progress({ kind: 'session-loading', session: s });
+    try {
+      const session = await ort.InferenceSession.create(s.path, sessionOptions(s, providers));
+      sessions.set(s.model, session);
+      const report: SessionReport = {
+        model: s.model,
+        device: s.device,
+        deviceId: s.deviceId,
+        providers,
+        loadMs: performance.now() - started,
+        inputs: session.inputMetadata.map(signature),
+        outputs: session.outputMetadata.map(signature),
+      };
+      reports.push(report);
+      progress({ kind: 'session-loaded', report });
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      const cudaProviderMissing = /Failed to load (shared )?library|providers_(cuda|shared)/.test(
+        message,
+      );
+      return { failed: true, model: s.model, device: s.device, message, cudaProviderMissing };
+    }
+  }
+  return { service: data.worker.service, worker: data.worker.worker, threadId, sessions: reports };
+}
+
+async function runOne(
+  sessions: ReadonlyMap<string, ort.InferenceSession>,
+  m: InferRequestMessage,
+): Promise<{ reply: InferReplyMessage; transfer: ArrayBuffer[] }> {
+  const session = sessions.get(m.model);
+  if (!session)
+    return { reply: { id: m.id, error: `model ${m.model} is not loaded here` }, transfer: [] };
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(m.inputs)) {
+    feeds[name] = new ort.Tensor(t.type, t.data, t.dims);
+  }
+  const started = performance.now();
+  try {
+    const results =
+      m.outputs.length > 0 ? await session.run(feeds, [...m.outputs]) : await session.run(feeds);
+    const inferMs = performance.now() - started;
+    const outputs: Record<string, WireTensor> = {};
+    const transfer = new Set<ArrayBuffer>();
+    for (const [name, t] of Object.entries(results)) {
+      const type = t.type as WireTensor['type'];
+      const data = normaliseData(type, t.data);
+      outputs[name] = { type, dims: t.dims, data };
+      if (!Array.isArray(data)) transfer.add(data.buffer as ArrayBuffer);
+    }
+    return { reply: { id: m.id, outputs, inferMs }, transfer: [...transfer] };
+  } catch (e) {
+    return { reply: { id: m.id, error: e instanceof Error ? e.message : String(e) }, transfer: [] };
+  }
+}
+
+/** Serves requests from `port` strictly in arrival order, one session.run at a time. */
+function serve(port: MessagePort, sessions: ReadonlyMap<string, ort.InferenceSession>): void {
+  let chain: Promise<void> = Promise.resolve();
+  port.on('message', (m: InferRequestMessage) => {
+    chain = chain.then(async () => {
+      const { reply, transfer } = await runOne(sessions, m);
+      port.postMessage(reply, transfer);
+    });
+  });
+}
+
+/** The Piscina task function of a worker thread. */
+export function createWorker(
+  hooks: WorkerHooks = {},
+): (task: InitTask) => Promise<WorkerReport | LoadFailure> {
+  const data = Piscina.workerData as WorkerData;
+  const sessions = new Map<string, ort.InferenceSession>();
+  // Loading starts as soon as the thread does. It never rejects: a failed load is reported
+  // through the init task instead of killing the thread during its bootstrap.
+  const loading = openSessions(data, sessions, hooks);
+  return async (task) => {
+    const loaded = await loading;
+    if (!('failed' in loaded)) serve(task.port, sessions);
+    return loaded;
+  };
+}

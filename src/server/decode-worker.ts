@@ -1,0 +1,33 @@
+/** A decoder thread: large JSON infer bodies -> tensors, off the HTTP thread. */
+import { Piscina } from 'piscina';
+import { BentoError } from '../errors.js';
+import type { ModelInfo } from '../runtime/types.js';
+import { decodeRestBody } from './decode.js';
+import type { RestInferRequest } from './rest-codec.js';
+
+export interface DecodeTask {
+  readonly body: Uint8Array;
+  readonly headerLength: string | undefined;
+  readonly model: ModelInfo;
+}
+
+export type DecodeReply =
+  | { readonly request: RestInferRequest }
+  | { readonly error: { readonly code: string; readonly message: string } };
+
+export default function decode(task: DecodeTask): DecodeReply {
+  try {
+    const body = Buffer.from(task.body.buffer, task.body.byteOffset, task.body.byteLength);
+    const request = decodeRestBody(body, task.headerLength, task.model);
+    const buffers = new Set<ArrayBuffer>();
+    for (const t of Object.values(request.inputs))
+      if (!Array.isArray(t.data)) buffers.add(t.data.buffer as ArrayBuffer);
+    return Piscina.move({
+      [Piscina.transferableSymbol]: [...buffers],
+      [Piscina.valueSymbol]: { request },
+    } as unknown as Parameters<typeof Piscina.move>[0]) as unknown as DecodeReply;
+  } catch (e) {
+    if (e instanceof BentoError) return { error: { code: e.code, message: e.message } };
+    throw e;
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * A REST infer body -> the core's request: the binary extension's framing, JSON (with Triton's
+ * NaN/Infinity tokens), then the tensors checked against the model. Run on the HTTP thread for
+ * small bodies, on a decoder thread for large JSON ones (decoder-pool.ts).
+ */
+import { InferenceError } from '../errors.js';
+import type { ModelInfo } from '../runtime/types.js';
+import { splitBody } from '../tensor/binary.js';
+import { parseJsonWithNonFinite } from '../tensor/json.js';
+import { parseInferRequest, type RestInferRequest } from './rest-codec.js';
+
+export function decodeRestBody(
+  body: Buffer,
+  headerLength: string | string[] | undefined,
+  model: ModelInfo,
+): RestInferRequest {
+  let parts: ReturnType<typeof splitBody>;
+  try {
+    parts = splitBody(body, headerLength);
+  } catch (e) {
+    throw new InferenceError('BENTO_ERR_INFER_INVALID', (e as Error).message);
+  }
+  let json: unknown;
+  try {
+    json = parseJsonWithNonFinite(parts.json.toString('utf8'));
+  } catch (e) {
+    throw new InferenceError(
+      'BENTO_ERR_INFER_INVALID',
+      `request body is not valid JSON: ${(e as Error).message.slice(0, 200)}`,
+    );
+  }
+  return parseInferRequest(json, model, parts.binary);
+}
