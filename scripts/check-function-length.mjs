@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Lists the longest functions under src/ (declarations, methods, arrows, function expressions),
 // lines counted from the function's first line to its last. Exit 1 when one exceeds the limit.
-// Usage: node scripts/check-function-length.mjs [--max N] [--top N] [DIR...]  (default: src, 120)
-import { readdirSync, readFileSync } from 'node:fs';
+// Usage: node scripts/check-function-length.mjs [--max N] [--top N] [DIR|FILE...]  (default: src, 120)
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import ts from 'typescript';
@@ -14,8 +14,9 @@ const { values, positionals } = parseArgs({
 const max = Number(values.max);
 const top = Number(values.top);
 
-/** @param {string} dir @returns {string[]} */
+/** @param {string} dir a folder, or one file @returns {string[]} */
 function walk(dir) {
+  if (!statSync(dir).isDirectory()) return [dir];
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
     e.isDirectory()
       ? walk(join(dir, e.name))

@@ -39,6 +39,7 @@ const OPTIONS = {
   format: { type: 'string' },
   host: { type: 'string' },
   port: { type: 'string' },
+  'grpc-port': { type: 'string' },
   cpu: { type: 'boolean' },
   strict: { type: 'boolean' },
   force: { type: 'boolean' },

@@ -5,7 +5,13 @@
  * server. Tensors go out as raw_input_contents unless asked for typed contents, and come back
  * from raw_output_contents or, from servers that answer so, typed contents.
  */
-import { ChannelCredentials, type Client, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import {
+  ChannelCredentials,
+  type Client,
+  Metadata,
+  type ServiceError,
+  status,
+} from '@grpc/grpc-js';
 import {
   BentoClientError,
   type ClientTensor,
@@ -19,8 +25,8 @@ import {
 } from './client.js';
 import { fromContents, toContents } from './grpc/contents.js';
 import {
-  inferenceService,
   type InferOutputTensor,
+  inferenceService,
   type ModelInferResponse,
   type ModelMetadataResponse,
 } from './grpc/proto.js';
@@ -89,7 +95,11 @@ type Unary = (
 
 const shapeOf = (shape: readonly (string | number)[]) => shape.map(Number);
 
-function tensorMetadata(t: { name: string; datatype: string; shape: readonly (string | number)[] }) {
+function tensorMetadata(t: {
+  name: string;
+  datatype: string;
+  shape: readonly (string | number)[];
+}) {
   return { name: t.name, datatype: t.datatype as ProtocolDatatype, shape: shapeOf(t.shape) };
 }
 
@@ -201,13 +211,15 @@ export class BentoGrpcClient {
     };
   }
 
-  /** Server readiness, or one model's. */
+  /** Server readiness, or one model's (false for a model the server does not have). */
   async ready(model?: string): Promise<boolean> {
-    const r =
-      model === undefined
-        ? await this.call<{ ready: boolean }>('ServerReady', {})
-        : await this.call<{ ready: boolean }>('ModelReady', { name: model });
-    return r.ready;
+    if (model === undefined) return (await this.call<{ ready: boolean }>('ServerReady', {})).ready;
+    try {
+      return (await this.call<{ ready: boolean }>('ModelReady', { name: model })).ready;
+    } catch (e) {
+      if (e instanceof BentoGrpcClientError && e.grpcCode === status.NOT_FOUND) return false;
+      throw e;
+    }
   }
 
   async live(): Promise<boolean> {
@@ -229,8 +241,14 @@ export class BentoGrpcClient {
   }
 
   /** Every model served, with its version and state (READY, UNAVAILABLE). */
-  async repositoryIndex(): Promise<{ name: string; version: string; state: string; reason: string }[]> {
-    return (await this.call<{ models: { name: string; version: string; state: string; reason: string }[] }>('RepositoryIndex', {})).models;
+  async repositoryIndex(): Promise<
+    { name: string; version: string; state: string; reason: string }[]
+  > {
+    return (
+      await this.call<{
+        models: { name: string; version: string; state: string; reason: string }[];
+      }>('RepositoryIndex', {})
+    ).models;
   }
 
   close(): void {

@@ -9,7 +9,14 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { RunningGrpcServer } from '../src/server/grpc/server.js';
-import { connect, type Message, rejects, startGrpc, status, type TestClient } from './helpers/grpc.js';
+import {
+  connect,
+  type Message,
+  rejects,
+  startGrpc,
+  status,
+  type TestClient,
+} from './helpers/grpc.js';
 import {
   get,
   type InProcessServer,
@@ -273,7 +280,11 @@ describe('ModelInfer, every datatype', () => {
   test('batched model: requests merged into one run each get their own rows', async () => {
     const requests = Array.from({ length: 6 }, (_, r) => ({
       model_name: 'types_batched',
-      inputs: TYPES.map(([datatype, suffix]) => ({ name: `in_${suffix}`, datatype, shape: ['1', '3'] })),
+      inputs: TYPES.map(([datatype, suffix]) => ({
+        name: `in_${suffix}`,
+        datatype,
+        shape: ['1', '3'],
+      })),
       raw_input_contents: TYPES.map(([datatype, , , values]) =>
         le(datatype, datatype === 'FP32' ? [r, r + 0.5, -r] : values.slice(0, 3)),
       ),
@@ -325,15 +336,25 @@ describe('malformed ModelInfer: INVALID_ARGUMENT naming the problem', () => {
       /input `a`: datatype FP32 travels in contents.fp32_contents, not contents.int_contents/,
     ],
     ['no data at all', ab({}), /input `a`: no data: set contents or raw_input_contents/],
-    ['an unknown input', ab({ name: 'c' }), /unknown input `c` for model `two_inputs` \(inputs: a, b\)/],
+    [
+      'an unknown input',
+      ab({ name: 'c' }),
+      /unknown input `c` for model `two_inputs` \(inputs: a, b\)/,
+    ],
     [
       'an input given twice',
-      ab({ contents: { fp32_contents: [1, 2, 3] } }, { name: 'a', contents: { fp32_contents: [1, 2, 3] } }),
+      ab(
+        { contents: { fp32_contents: [1, 2, 3] } },
+        { name: 'a', contents: { fp32_contents: [1, 2, 3] } },
+      ),
       /input `a` is given twice/,
     ],
     [
       'a missing input',
-      { model_name: 'two_inputs', inputs: [ab({ contents: { fp32_contents: [1, 2, 3] } }).inputs[0]] },
+      {
+        model_name: 'two_inputs',
+        inputs: [ab({ contents: { fp32_contents: [1, 2, 3] } }).inputs[0]],
+      },
       /missing input `b`/,
     ],
     ['no inputs', { model_name: 'two_inputs' }, /`inputs` must be a non-empty list/],
@@ -432,8 +453,15 @@ describe("Triton's extensions", () => {
       assert.equal(config.platform, 'onnxruntime_onnx');
       assert.equal(config.backend, 'onnxruntime');
       assert.equal(config.max_batch_size, rest.max_batch_size);
-      assert.deepEqual(numeric(config.version_policy), { latest: { num_versions: 1 }, policy_choice: 'latest' });
-      const tensor = (t: Message) => ({ name: t.name, data_type: t.data_type, dims: t.dims.map(Number) });
+      assert.deepEqual(numeric(config.version_policy), {
+        latest: { num_versions: 1 },
+        policy_choice: 'latest',
+      });
+      const tensor = (t: Message) => ({
+        name: t.name,
+        data_type: t.data_type,
+        dims: t.dims.map(Number),
+      });
       assert.deepEqual(config.input.map(tensor), rest.input);
       assert.deepEqual(config.output.map(tensor), rest.output);
       assert.deepEqual(
@@ -451,14 +479,11 @@ describe("Triton's extensions", () => {
     const { config } = await client.call('ModelConfig', { name: 'types_batched' });
     assert.equal(config.max_batch_size, 64);
     assert.equal(config.dynamic_batching.max_queue_delay_microseconds, '20000');
-    assert.deepEqual(
-      config.input.map((t: Message) => [t.name, t.data_type, t.dims]).slice(0, 3),
-      [
-        ['in_fp32', 'TYPE_FP32', ['-1']],
-        ['in_fp64', 'TYPE_FP64', ['-1']],
-        ['in_fp16', 'TYPE_FP16', ['-1']],
-      ],
-    );
+    assert.deepEqual(config.input.map((t: Message) => [t.name, t.data_type, t.dims]).slice(0, 3), [
+      ['in_fp32', 'TYPE_FP32', ['-1']],
+      ['in_fp64', 'TYPE_FP64', ['-1']],
+      ['in_fp16', 'TYPE_FP16', ['-1']],
+    ]);
     assert.equal(config.input.find((t: Message) => t.name === 'in_bytes').data_type, 'TYPE_STRING');
     assert.deepEqual(config.instance_group, [
       { name: 'types_batched_cpu', kind: 'KIND_CPU', count: 1, gpus: [] },
@@ -472,8 +497,18 @@ describe("Triton's extensions", () => {
     const request = {
       model_name: 'two_inputs',
       inputs: [
-        { name: 'a', datatype: 'FP32', shape: ['2', '3'], contents: { fp32_contents: [1, 2, 3, 4, 5, 6] } },
-        { name: 'b', datatype: 'FP32', shape: ['2', '3'], contents: { fp32_contents: [1, 1, 1, 1, 1, 1] } },
+        {
+          name: 'a',
+          datatype: 'FP32',
+          shape: ['2', '3'],
+          contents: { fp32_contents: [1, 2, 3, 4, 5, 6] },
+        },
+        {
+          name: 'b',
+          datatype: 'FP32',
+          shape: ['2', '3'],
+          contents: { fp32_contents: [1, 1, 1, 1, 1, 1] },
+        },
       ],
     };
     await client.call('ModelInfer', request);
@@ -483,12 +518,19 @@ describe("Triton's extensions", () => {
       status.INVALID_ARGUMENT,
     );
     const after = await stats('two_inputs');
-    const n = (s: Message, path: string) =>
-      Number(path.split('.').reduce((o, k) => o[k], s));
-    assert.equal(n(after, 'inference_stats.success.count') - n(before, 'inference_stats.success.count'), 2);
-    assert.equal(n(after, 'inference_stats.fail.count') - n(before, 'inference_stats.fail.count'), 1);
+    const n = (s: Message, path: string) => Number(path.split('.').reduce((o, k) => o[k], s));
+    assert.equal(
+      n(after, 'inference_stats.success.count') - n(before, 'inference_stats.success.count'),
+      2,
+    );
+    assert.equal(
+      n(after, 'inference_stats.fail.count') - n(before, 'inference_stats.fail.count'),
+      1,
+    );
     assert.equal(n(after, 'inference_count') - n(before, 'inference_count'), 4, 'rows');
-    assert.ok(n(after, 'inference_stats.compute_infer.ns') > n(before, 'inference_stats.compute_infer.ns'));
+    assert.ok(
+      n(after, 'inference_stats.compute_infer.ns') > n(before, 'inference_stats.compute_infer.ns'),
+    );
     assert.ok(Number(after.last_inference) > Date.now() - 60_000);
     // The same numbers as the REST extension: one set of statistics for both frontends.
     const rest = (await get(`${srv.url}/v2/models/two_inputs/stats`)).body.model_stats[0];
@@ -516,7 +558,10 @@ describe("Triton's extensions", () => {
       })),
     });
     assert.equal((await count()) - before, 2);
-    await rejects(client.call('ModelInfer', { ...rawRequest(), model_name: 'ghost' }), status.NOT_FOUND);
+    await rejects(
+      client.call('ModelInfer', { ...rawRequest(), model_name: 'ghost' }),
+      status.NOT_FOUND,
+    );
     assert.equal(
       metric(await scrape(srv.url), 'bento_requests_total', { model: 'ghost', status: '404' }),
       1,

@@ -1,5 +1,6 @@
 // Golden files: the manifests and the Dockerfile of every example spec, as `bento-run k8s` and
-// `bento-run dockerfile` print them. After an intended change, regenerate and review the diff:
+// `bento-run dockerfile` print them, and the manifests of both targets for a few more specs and
+// options (test/fixtures/k8s-specs). test/fixtures/k8s/crds holds KServe's CRDs, no goldens. After an intended change, regenerate and review the diff:
 //   npx tsc -p tsconfig.json && UPDATE_GOLDEN=1 node scripts/run-tests.mjs k8s-golden
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -22,9 +23,45 @@ const EXAMPLES = readdirSync(join(ROOT, 'specs'))
   .map((f) => f.replace(/\.yaml$/, ''))
   .sort();
 
-/** Golden name -> spec and options; `<spec>.yaml` are the defaults. */
+/** The specs of test/fixtures/k8s-specs, by golden name prefix. */
+const FIXTURE_SPECS: Record<string, string> = {
+  platform: 'test/fixtures/k8s-specs/platform/bentofile.yaml',
+  secured: 'test/fixtures/k8s-specs/secured.yaml',
+};
+
+/** Golden name -> spec (an example's name, or a fixture's) and options; `<spec>.yaml`: defaults. */
 const CASES: Record<string, { spec: string; options: ManifestOptions }> = {
   ...Object.fromEntries(EXAMPLES.map((s) => [`${s}.yaml`, { spec: s, options: {} }])),
+  'two-services.kserve.yaml': {
+    spec: 'two-services',
+    options: {
+      target: 'kserve',
+      image: 'registry.example/ml/search:1.0',
+      storageUri: 'pvc://bento-models/search',
+    },
+  },
+  'platform.yaml': {
+    spec: 'platform',
+    options: {
+      image: 'registry.example/ml/platform:1.0',
+      namespace: 'ml',
+      modelsVolume: { claim: 'ml-models', subPath: 'platform' },
+    },
+  },
+  'platform.kserve.yaml': {
+    spec: 'platform',
+    options: {
+      target: 'kserve',
+      image: 'registry.example/ml/platform:1.0',
+      namespace: 'ml',
+      storageUri: 's3://ml-models/platform',
+    },
+  },
+  'secured.yaml': { spec: 'secured', options: { authSecret: 'secured-tokens' } },
+  'secured.kserve.yaml': {
+    spec: 'secured',
+    options: { target: 'kserve', storageUri: 'gs://ml-models/secured' },
+  },
   'two-services.pvc.yaml': {
     spec: 'two-services',
     options: {
@@ -46,10 +83,12 @@ const CASES: Record<string, { spec: string; options: ManifestOptions }> = {
   },
 };
 
-function load(name: string) {
-  const file = join(ROOT, 'specs', `${name}.yaml`);
-  const { spec } = loadSpec(file);
-  return { spec, bundle: bundleSpec(spec, readFileSync(file, 'utf8')) };
+/** A spec and its bundle for `options`; fixture specs' models need not exist. */
+function load(name: string, options: ManifestOptions = {}) {
+  const fixture = FIXTURE_SPECS[name];
+  const file = join(ROOT, fixture ?? `specs/${name}.yaml`);
+  const { spec } = loadSpec(file, { checkFiles: fixture === undefined });
+  return { spec, bundle: bundleSpec(spec, readFileSync(file, 'utf8'), options) };
 }
 
 function checkGolden(file: string, actual: string): void {
@@ -75,7 +114,7 @@ function checkGolden(file: string, actual: string): void {
 describe('golden files', () => {
   for (const [file, { spec: name, options }] of Object.entries(CASES)) {
     test(`manifests: ${file}`, () => {
-      const { spec, bundle } = load(name);
+      const { spec, bundle } = load(name, options);
       const objects = buildManifests(spec, bundle, options);
       checkGolden(file, manifestsToYaml(objects, generatedHeader(bundle.sourceName)));
     });
@@ -95,8 +134,9 @@ describe('golden files', () => {
     if (UPDATE) return;
     const expected = new Set([...Object.keys(CASES), ...EXAMPLES.map((n) => `${n}.Dockerfile`)]);
     assert.deepEqual(
-      readdirSync(GOLDEN)
-        .filter((f) => !expected.has(f))
+      readdirSync(GOLDEN, { withFileTypes: true })
+        .filter((f) => f.isFile() && !expected.has(f.name))
+        .map((f) => f.name)
         .sort(),
       [],
     );

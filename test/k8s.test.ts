@@ -8,10 +8,6 @@ import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
 import { Deployment as DeploymentModel } from 'kubernetes-models/apps/v1/Deployment';
-import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
-import { ConfigMap as ConfigMapModel } from 'kubernetes-models/v1/ConfigMap';
-import type { IService } from 'kubernetes-models/v1/Service';
-import { Service as ServiceModel } from 'kubernetes-models/v1/Service';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { K8sError, type K8sErrorCode } from '../src/errors.js';
 import { type Bundle, bundleSpec } from '../src/k8s/bundle.js';
@@ -35,6 +31,7 @@ import { KNOWN_GPU_TYPES } from '../src/plan/gpu-types.js';
 import { parseSpec } from '../src/spec/parse.js';
 import type { Spec } from '../src/spec/types.js';
 import { loadSpec, validateSpec } from '../src/spec/validate.js';
+import { CORE_FIELDS_EXIST, checkAgainstApis } from './helpers/k8s-api.js';
 import { makeSpec, type SpecInput } from './helpers/spec-factory.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -133,7 +130,10 @@ describe('buildManifests: objects per service', () => {
         '--port',
         '3000',
       ]);
-      assert.deepEqual(c.ports, [{ name: 'http', containerPort: 3000, protocol: 'TCP' }]);
+      assert.deepEqual(c.ports, [
+        { name: 'http', containerPort: 3000, protocol: 'TCP' },
+        { name: 'grpc', containerPort: 8001, protocol: 'TCP' },
+      ]);
     }
   });
 
@@ -275,7 +275,10 @@ describe('buildManifests: objects per service', () => {
         'app.kubernetes.io/name': 'quickstart',
         'app.kubernetes.io/component': 'api',
       },
-      ports: [{ name: 'http', port: 3000, targetPort: 'http', protocol: 'TCP' }],
+      ports: [
+        { name: 'http', port: 3000, targetPort: 'http', protocol: 'TCP' },
+        { name: 'grpc', port: 8001, targetPort: 'grpc', protocol: 'TCP' },
+      ],
     });
   });
 
@@ -309,11 +312,32 @@ describe('buildManifests: objects per service', () => {
     assert.match(configMaps(objects)[0]!.data['bentofile.yaml']!, /embedder:/);
   });
 
-  test('a pod drains for traffic.timeout_s + 10 s after SIGTERM', () => {
-    const d = deployments(manifests('workers'))[0]!;
-    assert.equal(d.spec.template.spec.terminationGracePeriodSeconds, 40);
-    const q = deployments(manifests('quickstart'))[0]!;
-    assert.equal(q.spec.template.spec.terminationGracePeriodSeconds, 70);
+  test('a pod gets server.drain_timeout_s + 15 s after SIGTERM, to drain and then exit', () => {
+    for (const name of EXAMPLES) {
+      for (const d of deployments(manifests(name))) {
+        assert.equal(d.spec.template.spec.terminationGracePeriodSeconds, 30 + 15, name);
+      }
+    }
+    const spec = makeSpec({ name: 'x', services: { api: { models: ['m'] } } });
+    const drain = { ...spec, server: { ...spec.server, drainTimeoutS: 20.5 } };
+    const d = deployments(buildManifests(drain, bundleSpec(drain, textOf(spec))))[0]!;
+    assert.equal(d.spec.template.spec.terminationGracePeriodSeconds, 36);
+  });
+
+  test('gRPC: a container port and a Service port when the spec serves it on a fixed port', () => {
+    const spec = makeSpec({ name: 'x', services: { api: { models: ['m'] } } });
+    const at = (grpcPort: number | null) => {
+      const s = { ...spec, server: { ...spec.server, grpcPort } };
+      const objects = buildManifests(s, bundleSpec(s, textOf(spec)));
+      return {
+        container: container(deployments(objects)[0]!).ports?.map((p) => p.name),
+        service: services(objects)[0]!.spec.ports.map((p) => `${p.name}:${p.port}`),
+      };
+    };
+    assert.deepEqual(at(9000), { container: ['http', 'grpc'], service: ['http:3000', 'grpc:9000'] });
+    // Off, or a free port (which a pod cannot announce): REST only.
+    assert.deepEqual(at(null), { container: ['http'], service: ['http:3000'] });
+    assert.deepEqual(at(0), { container: ['http'], service: ['http:3000'] });
   });
 
   test('pods run as non-root with no privileges (Pod Security "restricted")', () => {
@@ -484,7 +508,7 @@ describe('buildManifests: the spec and the models in the pod', () => {
     });
   });
 
-  test('a model outside the spec folder fits neither image nor volume: an error', () => {
+  test('a model outside the spec folder, without a volume: an error naming the fixes', () => {
     const spec = makeSpec({ name: 'x', services: { api: { models: ['m'] } } });
     const outside = {
       ...spec,
@@ -495,6 +519,8 @@ describe('buildManifests: the spec and the models in the pod', () => {
     const e = k8sError(() => bundleSpec(outside, textOf(spec)));
     assert.deepEqual(codes(e), ['BENTO_ERR_K8S_MODEL_OUTSIDE_FOLDER']);
     assert.match(e.message, /model `m`: \.\.\/shared\/m\.onnx is outside the spec's folder/);
+     assert.match(e.message, /--models-volume CLAIM, a claim holding \.\.\/shared/);
+    assert.match(e.message, /models\.m\.volume: CLAIM, a claim holding m\.onnx/);
   });
 
   test('models sharing one file are copied once', () => {
@@ -507,7 +533,12 @@ describe('buildManifests: the spec and the models in the pod', () => {
       },
     };
     assert.deepEqual(bundleSpec(shared, textOf(spec)).files, [
-      { models: ['a', 'b'], source: 'models/same.onnx', target: '/bento/models/same.onnx' },
+      {
+        models: ['a', 'b'],
+        source: 'models/same.onnx',
+        target: '/bento/models/same.onnx',
+        origin: { kind: 'folder' },
+      },
     ]);
   });
 });
@@ -637,31 +668,8 @@ describe('Kubernetes name rules', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Against the Kubernetes API. At compile time: every field our types can produce exists, under
-// the same name and nesting, in the API's types (kubernetes-models, generated from the OpenAPI
-// schema). At run time: every object of every example validates against the API's JSON schemas
-// (types, formats, required fields), and the references between objects hold.
-
-/** Dotted paths of the fields of `M` that `T` lacks (never when there are none). */
-type ExtraFields<M, T, P extends string = ''> = M extends readonly (infer ME)[]
-  ? T extends readonly (infer TE)[]
-    ? ExtraFields<ME, TE, `${P}[]`>
-    : P
-  : M extends object
-    ? T extends object
-      ? {
-          [K in keyof M & string]-?: K extends keyof T
-            ? ExtraFields<NonNullable<M[K]>, NonNullable<T[K]>, `${P}.${K}`>
-            : `${P}.${K}`;
-        }[keyof M & string]
-      : P
-    : never;
-type NoExtraFields<M, T> = [ExtraFields<M, T>] extends [never] ? true : ExtraFields<M, T>;
-const deploymentFieldsExist: NoExtraFields<Deployment, IDeployment> = true;
-const serviceFieldsExist: NoExtraFields<Service, IService> = true;
-const configMapFieldsExist: NoExtraFields<ConfigMap, IConfigMap> = true;
-// And the values have the API's types.
-const asApi = (o: K8sObject): IDeployment | IService | IConfigMap => o;
+// Against the Kubernetes API (test/helpers/k8s-api.ts): every object of every example, in each
+// variant of the options, validates against the API's schemas, and the references hold.
 
 const VARIANTS: Record<string, ManifestOptions> = {
   defaults: {},
@@ -677,66 +685,14 @@ const VARIANTS: Record<string, ManifestOptions> = {
   },
 };
 
-function validateObject(o: K8sObject): void {
-  const api = asApi(o);
-  if (o.kind === 'Deployment') new DeploymentModel(api as IDeployment).validate();
-  else if (o.kind === 'Service') new ServiceModel(api as IService).validate();
-  else new ConfigMapModel(api as IConfigMap).validate();
-}
-
-/** What the API server checks beyond the schema, for the fields we write. */
-function checkReferences(objects: K8sObject[]): void {
-  const cm = configMaps(objects);
-  assert.equal(cm.length, 1);
-  for (const o of objects)
-    assert.equal(dns1123LabelProblem(o.metadata.name), null, o.metadata.name);
-  for (const s of services(objects)) assert.equal(dns1035LabelProblem(s.metadata.name), null);
-  for (const d of deployments(objects)) {
-    const pod = d.spec.template.spec;
-    for (const [k, v] of Object.entries(d.spec.selector.matchLabels)) {
-      assert.equal(d.spec.template.metadata.labels[k], v, 'the selector must match the template');
-    }
-    for (const labels of [d.metadata.labels ?? {}, d.spec.template.metadata.labels]) {
-      for (const [k, v] of Object.entries(labels)) {
-        assert.equal(labelKeyProblem(k), null, k);
-        assert.equal(labelValueProblem(v), null, v);
-      }
-    }
-    const volumes = new Set(pod.volumes.map((v) => v.name));
-    for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
-      assert.equal(dns1123LabelProblem(c.name), null);
-      for (const m of c.volumeMounts) assert.ok(volumes.has(m.name), `mount ${m.name}`);
-      const ports = new Set((c.ports ?? []).map((p) => p.name));
-      for (const p of ports) assert.ok(p.length <= 15, `port name ${p}`);
-      for (const probe of [c.startupProbe, c.livenessProbe, c.readinessProbe]) {
-        if (probe) assert.ok(ports.has(probe.httpGet.port), `probe port ${probe.httpGet.port}`);
-      }
-    }
-    for (const v of pod.volumes) {
-      if ('configMap' in v) assert.equal(v.configMap.name, cm[0]!.metadata.name);
-    }
-    const svc = services(objects).find((s) => s.metadata.name === d.metadata.name);
-    assert.ok(svc, `a Service for ${d.metadata.name}`);
-    assert.deepEqual(svc.spec.selector, d.spec.selector.matchLabels);
-    const containerPorts = pod.containers[0]!.ports!.map((p) => p.name);
-    for (const p of svc.spec.ports) assert.ok(containerPorts.includes(p.targetPort));
-  }
-}
-
 describe('every generated object is valid for the Kubernetes API', () => {
   test('our types use only fields the API has', () => {
-    assert.ok(deploymentFieldsExist && serviceFieldsExist && configMapFieldsExist);
+    assert.ok(CORE_FIELDS_EXIST);
   });
 
   for (const name of EXAMPLES) {
     for (const [variant, options] of Object.entries(VARIANTS)) {
-      test(`${name} (${variant})`, () => {
-        const objects = manifests(name, options);
-        for (const o of objects) {
-          assert.doesNotThrow(() => validateObject(o), `${o.kind}/${o.metadata.name}`);
-        }
-        checkReferences(objects);
-      });
+      test(`${name} (${variant})`, () => checkAgainstApis(manifests(name, options)));
     }
   }
 

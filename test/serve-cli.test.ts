@@ -27,7 +27,9 @@ test('the quickstart serves the classifier and answers the README body; SIGINT e
   try {
     const lines = srv.log().split('\n');
     const serving = lines.findIndex((l) =>
-      /bento-run \S+ serving 1 model\(s\) on http:\/\/127\.0\.0\.1:\d+$/.test(l),
+      /bento-run \S+ serving 1 model\(s\) on http:\/\/127\.0\.0\.1:\d+ and gRPC 127\.0\.0\.1:\d+$/.test(
+        l,
+      ),
     );
     assert.ok(serving > 0, srv.log());
     for (const worker of [0, 1]) {
@@ -68,7 +70,10 @@ test('the quickstart serves the classifier and answers the README body; SIGINT e
   } finally {
     assert.equal(await srv.stop('SIGINT'), 0, srv.log());
   }
-  assert.match(srv.log(), /SIGINT: finishing in-flight requests, then stopping/);
+  assert.match(
+    srv.log(),
+    /SIGINT: finishing in-flight requests \(at most 30s, server\.drain_timeout_s\), then stopping/,
+  );
   assert.match(srv.log(), /stopped/);
 });
 
@@ -91,7 +96,10 @@ test('SIGTERM drains: the request in flight gets its 200, new connections are re
         : undefined,
     );
     srv.child.kill('SIGTERM');
-    await srv.waitForLog(/SIGTERM: finishing in-flight requests, then stopping/, 10_000);
+    await srv.waitForLog(
+      /SIGTERM: finishing in-flight requests \(at most 30s, server\.drain_timeout_s\), then stopping/,
+      10_000,
+    );
     assert.equal(settled, false, 'the request finished before the signal: nothing was drained');
     // The line is printed just before the listener closes: retry until the port refuses.
     await until(
@@ -188,7 +196,13 @@ test('a model that onnxruntime rejects: exit 1 with the model and the cause, no 
       0,
       'the spec itself is valid',
     );
-    const { code, output } = await runCli([join(dir, 'spec.yaml'), '--port', '0']);
+    const { code, output } = await runCli([
+      join(dir, 'spec.yaml'),
+      '--port',
+      '0',
+      '--grpc-port',
+      '0',
+    ]);
     assert.equal(code, 1, output);
     assert.match(
       output,
@@ -202,7 +216,13 @@ test('a model that onnxruntime rejects: exit 1 with the model and the cause, no 
 });
 
 test('an invalid spec: exit 2 with the problem at its position, before anything starts', async () => {
-  const { code, output } = await runCli([join(TEST_SPECS, 'invalid.yaml'), '--port', '0']);
+  const { code, output } = await runCli([
+    join(TEST_SPECS, 'invalid.yaml'),
+    '--port',
+    '0',
+    '--grpc-port',
+    '0',
+  ]);
   assert.equal(code, 2, output);
   assert.match(output, /invalid\.yaml:7:\d+: error: services\.api\.models\[1\]: .*`missing_model`/);
   assert.doesNotMatch(output, /loaded|serving/);

@@ -268,7 +268,7 @@ describe('a GPU plan without the CUDA provider', {
   skip: cudaProviderStatus().installed && 'this onnxruntime-node has its CUDA provider',
 }, () => {
   test('serve exits 1 before any worker starts, saying how to get the provider or use --cpu', async () => {
-    const { code, output } = await runCli([join('specs', 'multi-gpu.yaml'), '--port', '0'], {
+    const { code, output } = await runCli([join('specs', 'multi-gpu.yaml'), '--port', '0', '--grpc-port', '0'], {
       env: fake.env(childEnv()),
     });
     assert.equal(code, 1, output);

@@ -90,13 +90,13 @@ function watchProblems(page: Page): string[] {
 
 /** What the browser evaluates: typed by hand (the tests compile without the DOM's types). */
 interface PageElement {
-  readonly innerText: string;
+  readonly textContent: string;
   readonly hidden: boolean;
   value: string;
 }
 
 const textOf = (page: Page, selector: string) =>
-  page.$eval(selector, (e) => (e as unknown as PageElement).innerText);
+  page.$eval(selector, (e) => (e as unknown as PageElement).textContent);
 
 describe('the page in Chromium', { skip: SKIP }, () => {
   let browser: Browser;
@@ -141,13 +141,19 @@ describe('the page in Chromium', { skip: SKIP }, () => {
         await page.waitForSelector(`${sel}[data-state="ready"]`, { timeout: 10_000 });
         const text = await textOf(page, sel);
         assert.match(text, new RegExp(`worker ${w.worker}`));
-        assert.match(text, /classifier\s+cpu/, text);
+        const device = await textOf(
+          page,
+          `[data-session="${w.service}/${w.worker}/classifier"] .chip`,
+        );
+        assert.equal(device, 'cpu');
       }
       assert.equal(await page.$eval('#auth', (e) => (e as unknown as PageElement).hidden), true);
 
       const form = '[data-model="classifier"]';
       await page.waitForSelector(`${form} textarea`);
-      const example = JSON.parse(await page.$eval(`${form} textarea`, (e) => (e as unknown as PageElement).value));
+      const example = JSON.parse(
+        await page.$eval(`${form} textarea`, (e) => (e as unknown as PageElement).value),
+      );
       assert.deepEqual(example.inputs[0].shape, [1, 4], 'prefilled with the right shape');
       await page.$eval(`${form} textarea`, (e) => {
         (e as unknown as PageElement).value =
@@ -224,7 +230,10 @@ pipelines:
       }
       assert.equal((await page.$$('[data-gpu]')).length, 4, 'a memory estimate per GPU');
       await page.waitForSelector('[data-step="two_stage/embed"]');
-      assert.match(await textOf(page, '[data-pipeline="two_stage"]'), /embed[\s\S]*model1[\s\S]*classify/);
+      assert.match(
+        await textOf(page, '[data-pipeline="two_stage"]'),
+        /embed[\s\S]*model1[\s\S]*classify/,
+      );
 
       // Traffic for the charts: bursts to the batched classifier, single requests to the others.
       const row = (n: number) => Array.from({ length: n }, (_, i) => (i % 7) / 3);
@@ -241,6 +250,12 @@ pipelines:
       }
       await page.waitForFunction(
         `document.querySelectorAll('[data-model-card="classifier"] svg.chart polyline').length >= 3`,
+        { timeout: 10_000 },
+      );
+      // The prefilled example (zeros, dynamic dimensions 1) as it is.
+      await page.click('[data-model="classifier"] button[type=submit]');
+      await page.waitForFunction(
+        `/probabilities/.test(document.querySelector('[data-answer="classifier"]')?.textContent ?? '')`,
         { timeout: 10_000 },
       );
       const shot = resolve(ROOT, process.env.BENTO_UI_SCREENSHOT ?? join(dir, 'ui.png'));

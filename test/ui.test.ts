@@ -56,7 +56,11 @@ async function startUi(
       log: createLogger({ level: 'error', write: () => undefined }),
       auth: opts.tokens ? createAuthenticator(opts.tokens) : null,
       // Every read of the feed samples: points without waiting a second between reads.
-      routes: uiRoutes({ enabled: opts.enabled ?? true, version: 'test', series: { intervalMs: 0 } }),
+      routes: uiRoutes({
+        enabled: opts.enabled ?? true,
+        version: 'test',
+        series: { intervalMs: 0 },
+      }),
     });
   } catch (e) {
     await runtime.close();
@@ -151,7 +155,13 @@ describe('the OpenAPI document', () => {
   });
 
   test('documents the protocol routes and every model’s own', () => {
-    for (const p of ['/v2/health/live', '/v2/health/ready', '/v2', '/v2/models/stats', '/metrics']) {
+    for (const p of [
+      '/v2/health/live',
+      '/v2/health/ready',
+      '/v2',
+      '/v2/models/stats',
+      '/metrics',
+    ]) {
       assert.ok(doc.paths[p], p);
     }
     assert.deepEqual(doc.paths['/v2/health/live'].get.security, [], 'health needs no token');
@@ -164,7 +174,8 @@ describe('the OpenAPI document', () => {
   });
 
   test('each infer schema names the model’s inputs with their datatypes and shapes', () => {
-    const body = doc.paths['/v2/models/two_inputs/infer'].post.requestBody.content['application/json'];
+    const body =
+      doc.paths['/v2/models/two_inputs/infer'].post.requestBody.content['application/json'];
     const items = body.schema.properties.inputs.items.oneOf;
     assert.deepEqual(
       items.map((i: { properties: { name: { enum: string[] } } }) => i.properties.name.enum[0]),
@@ -184,7 +195,8 @@ describe('the OpenAPI document', () => {
   test('every example matches its schema, and every model answers it with 200', async () => {
     const ajv = new Ajv({ strict: false });
     for (const name of s.runtime.models.keys()) {
-      const content = doc.paths[`/v2/models/${name}/infer`].post.requestBody.content['application/json'];
+      const content =
+        doc.paths[`/v2/models/${name}/infer`].post.requestBody.content['application/json'];
       assert.ok(ajv.validate(content.schema, content.example), `${name}: ${ajv.errorsText()}`);
       const r = await post(`${s.url}/v2/models/${name}/infer`, content.example);
       assert.equal(r.status, 200, `${name}: ${r.text}`);
@@ -223,7 +235,12 @@ describe('the live feed', () => {
     const [api] = feed.services;
     assert.equal(api!.name, 'api');
     assert.deepEqual(
-      api!.workers.map((w) => [w.worker, w.state, w.restarts, w.sessions.map((x) => [x.model, x.device, x.loaded])]),
+      api!.workers.map((w) => [
+        w.worker,
+        w.state,
+        w.restarts,
+        w.sessions.map((x) => [x.model, x.device, x.loaded]),
+      ]),
       [
         [0, 'ready', 0, [['classifier', 'cpu', true]]],
         [1, 'ready', 0, [['classifier', 'cpu', true]]],
@@ -252,7 +269,10 @@ describe('the live feed', () => {
     const next = await feedOf(s.url, first.time);
     const points = next.series.classifier!;
     assert.ok(points.length >= 1);
-    assert.ok(points.every((p) => p.t > first.time), 'only points after `since`');
+    assert.ok(
+      points.every((p) => p.t > first.time),
+      'only points after `since`',
+    );
     const p = points[points.length - 1]!;
     assert.ok(p.rate > 0, JSON.stringify(p));
     assert.ok(p.errors > 0, JSON.stringify(p));
@@ -306,11 +326,52 @@ describe('the feed of a GPU plan', () => {
 
   test('batch sizes of a batched model', async () => {
     const first = await feedOf(s.url);
-    const rows = { inputs: [{ ...CLASSIFY.inputs[0]!, shape: [3, 4], data: new Array(12).fill(1) }] };
+    const rows = {
+      inputs: [{ ...CLASSIFY.inputs[0]!, shape: [3, 4], data: new Array(12).fill(1) }],
+    };
     assert.equal((await post(`${s.url}/v2/models/classifier/infer`, rows)).status, 200);
     const p = (await feedOf(s.url, first.time)).series.classifier!.at(-1)!;
     assert.equal(p.batch, 3);
     assert.equal(p.batchMax, 4, 'the bucket bound: at most 4 rows');
+  });
+});
+
+describe('a spec with a pipeline', () => {
+  let s: UiServer;
+  before(async () => {
+    s = await startUi(join(ROOT, 'specs', 'pipeline.yaml'));
+  });
+  after(() => s?.close());
+
+  test('the feed draws its steps; it is one more model, with its own routes', async () => {
+    const feed = await feedOf(s.url);
+    assert.deepEqual(
+      feed.pipelines.map((p) => [
+        p.name,
+        p.ready,
+        p.steps.map((x) => [x.step, x.model, x.devices]),
+      ]),
+      [
+        [
+          'ensemble',
+          true,
+          [
+            ['left', 'model1', ['cpu']],
+            ['right', 'model2', ['cpu']],
+            ['join', 'average', ['cpu']],
+          ],
+        ],
+      ],
+    );
+    const model = feed.models.find((m) => m.name === 'ensemble');
+    assert.equal(model?.platform, 'ensemble');
+    assert.equal(model?.ready, true);
+    const doc = (await get(`${s.url}/openapi.json`)).body;
+    const content =
+      doc.paths['/v2/models/ensemble/infer'].post.requestBody.content['application/json'];
+    assert.deepEqual(content.example.inputs[0].shape, [1, 8]);
+    const r = await post(`${s.url}/v2/models/ensemble/infer`, content.example);
+    assert.equal(r.status, 200, r.text);
   });
 });
 
@@ -332,7 +393,9 @@ describe('with server.auth on', () => {
       const none = await get(`${s.url}${path}`);
       assert.equal(none.status, 401, path);
       assert.equal(none.body.code, 'BENTO_ERR_INFER_UNAUTHENTICATED');
-      const wrong = await request('GET', `${s.url}${path}`, undefined, { authorization: 'Bearer nope' });
+      const wrong = await request('GET', `${s.url}${path}`, undefined, {
+        authorization: 'Bearer nope',
+      });
       assert.equal(wrong.status, 401, path);
       const ok = await request('GET', `${s.url}${path}`, undefined, {
         authorization: 'Bearer secret-token',

@@ -91,7 +91,11 @@ function deviceText(s) {
 
 /** Each input (or output) on one line: long data stays readable. */
 function bodyText(body) {
-  const key = Array.isArray(body.inputs) ? 'inputs' : Array.isArray(body.outputs) ? 'outputs' : null;
+  const key = Array.isArray(body.inputs)
+    ? 'inputs'
+    : Array.isArray(body.outputs)
+      ? 'outputs'
+      : null;
   if (!key) return JSON.stringify(body, null, 2);
   const head = Object.entries(body)
     .filter(([k]) => k !== key)
@@ -136,8 +140,12 @@ function renderMemory(feed) {
       el(
         'div',
         { class: 'card gpu', 'data-gpu': m.device },
-        el('div', { class: 'card-title' }, el('span', { class: 'chip cuda', text: m.device }),
-          ` GPU ${m.physicalGpu} · ${m.gpuName}`),
+        el(
+          'div',
+          { class: 'card-title' },
+          el('span', { class: 'chip cuda', text: m.device }),
+          ` GPU ${m.physicalGpu} · ${m.gpuName}`,
+        ),
         bar,
         el('div', {
           class: m.fits ? 'muted' : 'error',
@@ -166,7 +174,11 @@ function renderWorker(w) {
   }
   return el(
     'div',
-    { class: `card worker ${w.state}`, 'data-worker': `${w.service}/${w.worker}`, 'data-state': w.state },
+    {
+      class: `card worker ${w.state}`,
+      'data-worker': `${w.service}/${w.worker}`,
+      'data-state': w.state,
+    },
     el('div', { class: 'card-title' }, `worker ${w.worker} `, stateBadge(w.state)),
     el('div', {
       class: w.restarts > 0 ? 'warn' : 'muted',
@@ -185,10 +197,15 @@ function renderServices(feed) {
       el(
         'div',
         { class: 'service', 'data-service': s.name },
-        el('h3', {}, `service ${s.name} `, el('span', {
-          class: 'muted',
-          text: `${s.workers.length} worker${s.workers.length === 1 ? '' : 's'} · ${where} · ≤ ${s.maxConcurrency} in flight · ${s.timeoutS} s timeout`,
-        })),
+        el(
+          'h3',
+          {},
+          `service ${s.name} `,
+          el('span', {
+            class: 'muted',
+            text: `${s.workers.length} worker${s.workers.length === 1 ? '' : 's'} · ${where} · ≤ ${s.maxConcurrency} in flight · ${s.timeoutS} s timeout`,
+          }),
+        ),
         el('div', { class: 'cards' }, s.workers.map(renderWorker)),
       ),
     );
@@ -206,20 +223,37 @@ function renderPipelines(feed) {
       steps.append(
         el(
           'div',
-          { class: `card step ${s.ready ? 'ready' : 'loading'}`, 'data-step': `${p.name}/${s.step}` },
+          {
+            class: `card step ${s.ready ? 'ready' : 'loading'}`,
+            'data-step': `${p.name}/${s.step}`,
+          },
           el('div', { class: 'card-title', text: s.step }),
-          el('div', {}, el('span', { class: 'model-name', text: s.model }), el('span', {
-            class: 'muted',
-            text: ` · service ${s.service}`,
-          })),
-          el('div', {}, s.devices.map((d) => el('span', { class: `chip ${d === 'cpu' ? 'cpu' : 'cuda'}`, text: d }))),
+          el(
+            'div',
+            {},
+            el('span', { class: 'model-name', text: s.model }),
+            el('span', {
+              class: 'muted',
+              text: ` · service ${s.service}`,
+            }),
+          ),
+          el(
+            'div',
+            {},
+            s.devices.map((d) =>
+              el('span', { class: `chip ${d === 'cpu' ? 'cpu' : 'cuda'}`, text: d }),
+            ),
+          ),
         ),
       );
     });
     box.append(
-      el('div', { class: 'pipeline', 'data-pipeline': p.name },
+      el(
+        'div',
+        { class: 'pipeline', 'data-pipeline': p.name },
         el('h3', {}, `${p.name} `, stateBadge(p.ready ? 'ready' : 'loading')),
-        steps),
+        steps,
+      ),
     );
   }
 }
@@ -242,7 +276,9 @@ function chart(title, points, lines, unit, t0, t1, gapMs) {
     const flush = () => {
       if (run.length === 1) run.push([run[0][0] + 1, run[0][1]]);
       if (run.length > 1) {
-        svg.append(svgEl('polyline', { points: run.map((p) => p.join(',')).join(' '), class: l.cls }));
+        svg.append(
+          svgEl('polyline', { points: run.map((p) => p.join(',')).join(' '), class: l.cls }),
+        );
       }
       run = [];
     };
@@ -262,7 +298,12 @@ function chart(title, points, lines, unit, t0, t1, gapMs) {
   return el(
     'figure',
     { class: 'chart-box' },
-    el('figcaption', {}, el('span', { text: title }), el('span', { class: 'value', text: `${now} ${unit}` })),
+    el(
+      'figcaption',
+      {},
+      el('span', { text: title }),
+      el('span', { class: 'value', text: `${now} ${unit}` }),
+    ),
     svg,
     el('div', { class: 'chart-scale muted', text: `max ${fmt(max / 1.15, 2)}` }),
   );
@@ -274,21 +315,44 @@ function renderCharts(card, model, feed) {
   const t0 = Math.max(t1 - feed.windowMs, (points[0]?.t ?? t1) - feed.intervalMs);
   const gap = feed.intervalMs * 3.5;
   const span = Math.round((t1 - t0) / 1000);
-  card.windowLabel.textContent = points.length > 0 ? `last ${span >= 120 ? `${Math.round(span / 60)} min` : `${span} s`}` : 'no points yet';
+  card.windowLabel.textContent =
+    points.length > 0
+      ? `last ${span >= 120 ? `${Math.round(span / 60)} min` : `${span} s`}`
+      : 'no points yet';
   const batched = model.maxBatchSize > 0;
   card.charts.replaceChildren(
     chart('requests', points, [{ key: 'rate', cls: 'l1' }], '/s', t0, t1, gap),
-    chart('latency p50 / p99', points, [
-      { key: 'p50', cls: 'l1', digits: 2 },
-      { key: 'p99', cls: 'l2', digits: 2 },
-    ], 'ms', t0, t1, gap),
+    chart(
+      'latency p50 / p99',
+      points,
+      [
+        { key: 'p50', cls: 'l1', digits: 2 },
+        { key: 'p99', cls: 'l2', digits: 2 },
+      ],
+      'ms',
+      t0,
+      t1,
+      gap,
+    ),
     batched
-      ? chart('batch size (mean / max ≤)', points, [
-          { key: 'batch', cls: 'l1' },
-          { key: 'batchMax', cls: 'l2', digits: 0 },
-        ], 'rows', t0, t1, gap)
-      : el('figure', { class: 'chart-box' }, el('figcaption', {}, el('span', { text: 'batch size' })),
-          el('p', { class: 'muted', text: 'no batching: one request per run' })),
+      ? chart(
+          'batch size (mean / max ≤)',
+          points,
+          [
+            { key: 'batch', cls: 'l1' },
+            { key: 'batchMax', cls: 'l2', digits: 0 },
+          ],
+          'rows',
+          t0,
+          t1,
+          gap,
+        )
+      : el(
+          'figure',
+          { class: 'chart-box' },
+          el('figcaption', {}, el('span', { text: 'batch size' })),
+          el('p', { class: 'muted', text: 'no batching: one request per run' }),
+        ),
     chart('errors', points, [{ key: 'errors', cls: 'l3' }], '/s', t0, t1, gap),
   );
 }
@@ -321,7 +385,8 @@ async function sendInference(model, card) {
   } catch {
     // NaN and Infinity come as bare tokens, which JSON.parse refuses: show the text as it came.
   }
-  if (shown.length > 20000) shown = `${shown.slice(0, 20000)}\n… (${text.length.toLocaleString('en')} characters in all)`;
+  if (shown.length > 20000)
+    shown = `${shown.slice(0, 20000)}\n… (${text.length.toLocaleString('en')} characters in all)`;
   card.status.textContent = `${res.status} ${res.statusText} · ${fmt(ms, 1)} ms`;
   card.status.className = res.ok ? 'ok' : 'error';
   card.answer.textContent = shown;
@@ -336,7 +401,12 @@ function createCard(model) {
   const badge = el('span', { class: 'badge' });
   const charts = el('div', { class: 'charts' });
   const windowLabel = el('span', { class: 'muted' });
-  const body = el('textarea', { name: 'body', rows: 6, spellcheck: 'false', 'aria-label': `request body for ${model.name}` });
+  const body = el('textarea', {
+    name: 'body',
+    rows: 6,
+    spellcheck: 'false',
+    'aria-label': `request body for ${model.name}`,
+  });
   const status = el('span', { class: 'muted' });
   const answer = el('pre', { class: 'answer', 'data-answer': model.name });
   const reset = el('button', { type: 'button', class: 'link', text: 'reset to the example' });
@@ -351,7 +421,15 @@ function createCard(model) {
   const root = el(
     'article',
     { class: 'model', 'data-model-card': model.name, id: `model-${model.name}` },
-    el('h3', {}, el('span', { class: 'model-name', text: model.name }), ' ', badge, ' ', windowLabel),
+    el(
+      'h3',
+      {},
+      el('span', { class: 'model-name', text: model.name }),
+      ' ',
+      badge,
+      ' ',
+      windowLabel,
+    ),
     info,
     charts,
     el('details', { open: true }, el('summary', { text: 'Try it' }), form),
@@ -386,8 +464,15 @@ function renderModels(feed) {
     }
     card.badge.textContent = m.ready ? 'ready' : 'unavailable';
     card.badge.className = `badge ${m.ready ? 'ready' : 'failed'}`;
-    const batching = m.maxBatchSize > 0 ? `batching ≤ ${m.maxBatchSize} rows, ≤ ${m.maxLatencyMs} ms` : 'no batching';
-    card.info.textContent = `service ${m.service} · version ${m.version} · ${batching} · on ${m.workers.join(', ')} · in: ${signatureText(m.inputs)} · out: ${signatureText(m.outputs)}`;
+    const batching =
+      m.maxBatchSize > 0
+        ? `batching ≤ ${m.maxBatchSize} rows, ≤ ${m.maxLatencyMs} ms`
+        : 'no batching';
+    const where =
+      m.platform === 'ensemble'
+        ? 'a pipeline: its steps run on their models’ workers'
+        : `service ${m.service} · ${batching} · on ${m.workers.join(', ')}`;
+    card.info.textContent = `${where} · version ${m.version} · in: ${signatureText(m.inputs)} · out: ${signatureText(m.outputs)}`;
     setExample(card, m);
     renderCharts(card, m, feed);
   }
@@ -424,11 +509,14 @@ function renderApi(doc) {
     for (const r of rows.filter((x) => (x.op.tags?.[0] ?? '') === tag)) {
       const open = Array.isArray(r.op.security) && r.op.security.length === 0;
       table.append(
-        el('tr', {},
+        el(
+          'tr',
+          {},
           el('td', {}, el('span', { class: `method ${r.method.toLowerCase()}`, text: r.method })),
           el('td', {}, el('code', { text: r.path })),
           el('td', {}, codeSpans(r.op.summary ?? '')),
-          el('td', { class: 'muted', text: open ? 'no token' : '' })),
+          el('td', { class: 'muted', text: open ? 'no token' : '' }),
+        ),
       );
     }
     box.append(el('h3', { text: tag }), table);
@@ -459,7 +547,10 @@ function mergePoints(feed) {
   for (const [model, points] of Object.entries(feed.series)) {
     const kept = (state.points.get(model) ?? []).concat(points);
     const from = feed.time - feed.windowMs;
-    state.points.set(model, kept.filter((p) => p.t >= from));
+    state.points.set(
+      model,
+      kept.filter((p) => p.t >= from),
+    );
   }
   state.since = feed.time;
 }
@@ -472,7 +563,8 @@ function render(feed) {
   const ready = byId('ready');
   ready.textContent = feed.ready ? 'ready' : 'not ready';
   ready.className = `badge ${feed.ready ? 'ready' : 'loading'}`;
-  byId('connection').textContent = `live · ${new Date(feed.time).toLocaleTimeString('en-GB')}${restarts > 0 ? ` · ${restarts} restart${restarts === 1 ? '' : 's'}` : ''}`;
+  byId('connection').textContent =
+    `live · ${new Date(feed.time).toLocaleTimeString('en-GB')}${restarts > 0 ? ` · ${restarts} restart${restarts === 1 ? '' : 's'}` : ''}`;
   mergePoints(feed);
   renderMemory(feed);
   renderServices(feed);

@@ -27,7 +27,7 @@ command that serves it and a curl line per model with its real input names and s
 Exit 0 when written, 2 when a file is not an ONNX model or the output exists.`;
 
 /** The one service init writes: every model, on the CPU. */
-export const INIT_SERVICE = 'main';
+const INIT_SERVICE = 'main';
 
 export interface InitModel {
   /** The model's name in the spec: the file's name, made a valid model name. */
@@ -137,7 +137,7 @@ function modelBlock(m: InitModel): string[] {
 }
 
 /** The spec's text: the modeline, a header, every model, one CPU service, the server. */
-export function initSpecText(models: readonly InitModel[], schema: string): string {
+function initSpecText(models: readonly InitModel[], schema: string): string {
   const names = models.map((m) => scalar(m.name));
   return [
     `# yaml-language-server: $schema=${schema}`,

@@ -92,15 +92,17 @@ export function showLoadProgress(
   let shown = 0;
   let timer: NodeJS.Timeout | undefined;
 
-  const fit = (line: string) =>
-    out.columns !== undefined && out.columns > 1 && line.length >= out.columns
-      ? line.slice(0, out.columns - 1)
-      : line;
+  /** `line ... 1.2 s`, the line cut to the terminal's width (the time always shows). */
+  const fit = (line: string, since: number) => {
+    const elapsed = ` ... ${((now() - since) / 1000).toFixed(1)} s`;
+    // A terminal that says it has no width (some pseudo-terminals) gets whole lines.
+    const width = out.columns !== undefined && out.columns >= 20 ? out.columns : Infinity;
+    const room = width - 1 - elapsed.length;
+    return `${line.length > room ? line.slice(0, Math.max(0, room)) : line}${elapsed}`;
+  };
   /** Erases the progress lines, writes `text`, and draws the lines again. */
   const redraw = (text = '') => {
-    const lines = [...loading.values()].map(
-      (l) => `${fit(`${l.line} ... ${((now() - l.since) / 1000).toFixed(1)} s`)}\n`,
-    );
+    const lines = [...loading.values()].map((l) => `${fit(l.line, l.since)}\n`);
     const all = `${UP_AND_ERASE.repeat(shown)}${text}${lines.join('')}`;
     if (all !== '') out.write(all);
     shown = lines.length;

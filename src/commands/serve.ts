@@ -7,24 +7,31 @@ import { BentoError, EXIT_OK, RuntimeError, UsageError } from '../errors.js';
 import { createLogger, isLogLevel, type LogFormat, type LogLevel } from '../log.js';
 import { discoverDevices, planOnDevices } from '../plan/index.js';
 import { type RuntimeEvents, startRuntime } from '../runtime/pool.js';
+import { createAuthenticator, isLoopback, loadTokens } from '../server/auth.js';
+import { type RunningGrpcServer, startGrpcServer } from '../server/grpc/server.js';
 import { type RunningServer, startServer } from '../server/http.js';
 import { formatDiagnostic } from '../spec/diagnostics.js';
 import { loadSpec } from '../spec/validate.js';
+import { uiRoutes } from '../ui/routes.js';
 import { packageVersion } from '../util/package.js';
 import { requireFiles } from './common.js';
 import { logRuntimeEvents, showLoadProgress } from './progress.js';
+import { drainAndStop, firstStopSignal } from './shutdown.js';
 import type { CliInject, CliIO, CommandDefinition, Options } from './types.js';
 
-const USAGE = `bento-run [serve] SPEC.yaml [--host H] [--port P] [--cpu] [--service NAME]...
-                [--log-level debug|info|warn|error] [--log-format text|json]
+const USAGE = `bento-run [serve] SPEC.yaml [--host H] [--port P] [--grpc-port P|false] [--cpu]
+                [--service NAME]... [--log-level debug|info|warn|error] [--log-format text|json]
 
 Validates and plans the spec (exit 2 if it is invalid or cannot be placed), starts one
 worker thread per planned worker with its own onnxruntime sessions on its device, and
-serves the Open Inference Protocol (KServe v2 REST) on HTTP.
+serves the Open Inference Protocol on HTTP (KServe v2 REST) and gRPC (Triton's service).
   --host, --port  override server.host and server.port (--port 0 picks a free port)
+  --grpc-port     override server.grpc_port (default 8001; 0 picks a free port; false: off)
   --cpu           run every worker on the CPU, whatever the spec's GPUs
   --service       serve only this service (repeatable; Kubernetes runs one per pod)
-SIGTERM or SIGINT stops accepting, finishes in-flight requests, and exits 0.`;
+SIGTERM or SIGINT stops accepting and gives in-flight requests server.drain_timeout_s
+(default 30) to finish; then it closes every connection and exits, 0 when nothing was cut.
+A second signal exits at once.`;
 
 function logOptions(opts: Options): { level: LogLevel; format: LogFormat } {
   const level = opts['log-level'] ?? 'info';
@@ -36,13 +43,19 @@ function logOptions(opts: Options): { level: LogLevel; format: LogFormat } {
   return { level, format };
 }
 
-function parsePort(value: string | undefined, fallback: number): number {
+function parsePort(value: string | undefined, fallback: number, flag = '--port'): number {
   if (value === undefined) return fallback;
   const port = Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UsageError(`--port must be an integer from 0 to 65535 (got ${value})`);
+    throw new UsageError(`${flag} must be an integer from 0 to 65535 (got ${value})`);
   }
   return port;
+}
+
+/** --grpc-port: a port, or false; null: gRPC off. */
+function parseGrpcPort(value: string | undefined, fallback: number | null): number | null {
+  if (value === 'false' || value === 'off') return null;
+  return value === undefined ? fallback : parsePort(value, 0, '--grpc-port');
 }
 
 async function serve(
@@ -53,13 +66,13 @@ async function serve(
 ): Promise<number> {
   requireFiles(files, { name: 'serve', usage: USAGE }, true);
   // Listen for the stop signals first: one that arrives while models load still stops cleanly.
-  const stop = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
+  const stop = firstStopSignal();
   const logging = logOptions(opts);
   const { spec, warnings } = loadSpec(files[0]!);
   const port = parsePort(opts.port, spec.server.port);
+  const grpcPort = parseGrpcPort(opts['grpc-port'], spec.server.grpcPort);
+  const host = opts.host ?? spec.server.host;
+  const auth = spec.server.auth ? createAuthenticator(loadTokens(spec.server.auth, io.env)) : null;
   for (const w of warnings) io.stderr(`${formatDiagnostic(w)}\n`);
   const plan = planOnDevices(spec, discoverDevices({ env: io.env }), {
     cpu: opts.cpu === true,
@@ -91,15 +104,37 @@ async function serve(
   });
   progress.stop();
   let server: RunningServer;
+  let grpc: RunningGrpcServer | null = null;
+  const maxBodyBytes = spec.server.maxBodyMb * 1024 * 1024;
+  const extra = inject.routes;
   try {
     server = await startServer(runtime, {
-      host: opts.host ?? spec.server.host,
+      host,
       port,
       version: packageVersion(),
       log,
-      maxBodyBytes: spec.server.maxBodyMb * 1024 * 1024,
-      ...(inject.routes === undefined ? {} : { routes: inject.routes }),
+      maxBodyBytes,
+      auth,
+      tls: spec.server.tls,
+      routes: (core) => [
+        ...uiRoutes({ enabled: spec.server.ui, version: packageVersion() }),
+        ...(typeof extra === 'function' ? extra(core) : (extra ?? [])),
+      ],
     });
+    if (grpcPort !== null) {
+      grpc = await startGrpcServer(server.core, {
+        host,
+        port: grpcPort,
+        maxMessageBytes: maxBodyBytes,
+        log,
+        version: packageVersion(),
+        auth,
+        tls: spec.server.tls,
+      }).catch(async (e: unknown) => {
+        await server.drain(0);
+        throw e;
+      });
+    }
   } catch (e) {
     await runtime.close();
     const err = e as NodeJS.ErrnoException;
@@ -107,23 +142,34 @@ async function serve(
       cause: e,
     });
   }
+  if (!auth && !isLoopback(host)) {
+    log.warn(
+      `serving on ${host} without server.auth: anyone who reaches this address can run inferences and read /metrics and /debug/workers`,
+      { event: 'no-auth', host },
+    );
+  }
   log.info(
-    `bento-run ${packageVersion()} serving ${runtime.models.size} model(s) on ${server.url}`,
-    { event: 'listening', url: server.url, port: server.port },
+    `bento-run ${packageVersion()} serving ${runtime.models.size} model(s) on ${server.url}${grpc ? ` and gRPC ${grpc.address}` : ''}`,
+    {
+      event: 'listening',
+      url: server.url,
+      port: server.port,
+      ...(grpc ? { grpc_port: grpc.port } : {}),
+    },
   );
   const signal = await stop;
-  // drain() closes the listener at once; say so only after it has.
-  const drained = server.drain();
-  log.info(`${signal}: finishing in-flight requests, then stopping`, { event: 'draining', signal });
-  await drained;
-  await runtime.close();
-  log.info('stopped', { event: 'stopped' });
-  return EXIT_OK;
+  return drainAndStop({
+    signal,
+    frontends: grpc ? [server, grpc] : [server],
+    closeRuntime: () => runtime.close(),
+    drainTimeoutS: spec.server.drainTimeoutS,
+    log,
+  });
 }
 
 export const serveCommand: CommandDefinition = {
   summary: 'serve the spec over HTTP (the default command)',
   usage: USAGE,
-  options: ['host', 'port', 'cpu', 'service'],
+  options: ['host', 'port', 'grpc-port', 'cpu', 'service'],
   run: serve,
 };

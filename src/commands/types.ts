@@ -22,6 +22,7 @@ export interface Options {
   format?: string;
   host?: string;
   port?: string;
+  'grpc-port'?: string;
   cpu?: boolean;
   strict?: boolean;
   force?: boolean;

@@ -20,6 +20,8 @@ export interface Metrics {
   readonly workerRequests: Counter<'service' | 'worker' | 'device'>;
   readonly workerRestarts: Counter<'service' | 'worker' | 'device'>;
   readonly batchSize: Histogram<'model'>;
+  /** One pipeline step, from its submission to its result (queue and transfer included). */
+  readonly pipelineStepSeconds: Histogram<'pipeline' | 'step'>;
 }
 
 export function createMetrics(runtime: Runtime): Metrics {
@@ -74,6 +76,13 @@ export function createMetrics(runtime: Runtime): Metrics {
       help: 'Rows per session.run of batched models',
       labelNames: ['model'],
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+      registers: [registry],
+    }),
+    pipelineStepSeconds: new Histogram({
+      name: 'bento_pipeline_step_duration_seconds',
+      help: 'Time of one pipeline step, from submission to result, per pipeline and step',
+      labelNames: ['pipeline', 'step'],
+      buckets: BUCKETS,
       registers: [registry],
     }),
     workerRestarts: new Counter({

@@ -53,7 +53,87 @@ export function instanceGroups(plan: Plan, model: string): InstanceGroup[] {
   }));
 }
 
-export function modelConfig(plan: Plan, model: ModelInfo) {
+export interface ConfigTensor {
+  readonly name: string;
+  readonly data_type: string;
+  readonly dims: number[];
+}
+
+/** Triton's model configuration, as its JSON spells it (the fields bento-run fills). */
+export interface ModelConfig {
+  readonly name: string;
+  readonly platform: string;
+  /** Absent for an ensemble (Triton's has none). */
+  readonly backend?: string;
+  readonly version_policy: { readonly latest: { readonly num_versions: number } };
+  readonly max_batch_size: number;
+  readonly input: ConfigTensor[];
+  readonly output: ConfigTensor[];
+  readonly dynamic_batching?: { readonly max_queue_delay_microseconds: number };
+  /** Empty for an ensemble: its steps run wherever their models are. */
+  readonly instance_group: InstanceGroup[];
+  readonly ensemble_scheduling?: {
+    readonly step: {
+      readonly model_name: string;
+      readonly model_version: number;
+      readonly input_map: Record<string, string>;
+      readonly output_map: Record<string, string>;
+    }[];
+  };
+}
+
+/**
+ * A pipeline's configuration as Triton writes an ensemble's: platform 'ensemble' and one
+ * ensemble_scheduling step per pipeline step, mapping each model input to the tensor that feeds
+ * it (a pipeline input's name, a pipeline output's name, or `step.output` for a tensor that
+ * stays inside the pipeline) and each model output used to its tensor.
+ */
+export function ensembleConfig(plan: Plan, model: ModelInfo): ModelConfig {
+  const spec = plan.pipelineSpecs?.find((p) => p.name === model.name);
+  const tensor = (s: TensorSignature) => ({
+    name: s.name,
+    data_type: tritonDataType(s),
+    dims: [...s.shape],
+  });
+  const tensorName = (step: string, output: string) =>
+    spec?.outputs.find((o) => o.step === step && o.output === output)?.name ?? `${step}.${output}`;
+  const used = new Map<string, Set<string>>();
+  const use = (step: string, output: string) => {
+    const s = used.get(step) ?? new Set<string>();
+    s.add(output);
+    used.set(step, s);
+  };
+  for (const o of spec?.outputs ?? []) use(o.step, o.output);
+  for (const s of spec?.steps ?? [])
+    for (const src of Object.values(s.inputs)) if (src.kind === 'step') use(src.step, src.output);
+  return {
+    name: model.name,
+    platform: 'ensemble',
+    version_policy: { latest: { num_versions: 1 } },
+    max_batch_size: 0,
+    input: model.inputs.map(tensor),
+    output: model.outputs.filter((o) => o.type !== 'unknown').map(tensor),
+    instance_group: [],
+    ensemble_scheduling: {
+      step: (spec?.steps ?? []).map((s) => ({
+        model_name: s.model,
+        model_version: -1,
+        input_map: Object.fromEntries(
+          Object.entries(s.inputs).map(([name, src]) => [
+            name,
+            src.kind === 'input' ? src.input : tensorName(src.step, src.output),
+          ]),
+        ),
+        output_map: Object.fromEntries(
+          [...(used.get(s.name) ?? [])].map((o) => [o, tensorName(s.name, o)]),
+        ),
+      })),
+    },
+  };
+}
+
+export function modelConfig(plan: Plan, model: ModelInfo): ModelConfig {
+  if (model.platform === 'ensemble') return ensembleConfig(plan, model);
   const batched = model.maxBatchSize > 0;
   const tensor = (s: TensorSignature) => ({
     name: s.name,

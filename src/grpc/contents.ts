@@ -77,13 +77,16 @@ export function fromContents(
   return (TYPED_ARRAY[type] as Float64ArrayConstructor).from(values as readonly number[]);
 }
 
-/** Typed contents for sending a tensor (FP16 cannot be: send it raw). */
+/** Typed contents for sending a tensor (FP16 cannot be, unless empty: send it raw). */
 export function toContents(
   datatype: ProtocolDatatype,
   data: TensorData,
 ): Partial<Record<keyof InferTensorContents, unknown[]>> {
   const field = CONTENTS_FIELD[datatype];
-  if (field === null) throw new Error('FP16 has no typed contents field: send it raw');
+  if (field === null) {
+    if (data.length === 0) return {};
+    throw new Error('FP16 has no typed contents field in the protocol: send it raw');
+  }
   const values: unknown[] =
     datatype === 'BOOL'
       ? Array.from(data as Uint8Array, (v) => v !== 0)

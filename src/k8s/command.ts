@@ -11,7 +11,12 @@ import { formatDiagnostic } from '../spec/diagnostics.js';
 import { loadSpec } from '../spec/validate.js';
 import { bundleSpec } from './bundle.js';
 import { buildDockerfile } from './dockerfile.js';
-import { buildManifests, type ManifestOptions, type ModelsSource } from './manifests.js';
+import {
+  buildManifests,
+  type ManifestOptions,
+  type ModelsSource,
+  resolveManifestOptions,
+} from './manifests.js';
 import { generatedHeader, manifestsToYaml, writeManifests } from './render.js';
 
 /** The flags these commands take, as node:util parseArgs gives them. */
@@ -24,28 +29,53 @@ export interface K8sCliOptions {
   'node-selector'?: string[];
   'models-pvc'?: string;
   'models-image'?: string;
+  target?: string;
+  'models-volume'?: string;
+  'storage-uri'?: string;
+  'auth-secret'?: string;
 }
 
-const K8S_USAGE = `bento-run k8s SPEC.yaml [-o DIR] [--image REF] [--namespace NS]
-              [--replicas N|SERVICE=N]... [--node-selector [SERVICE:]KEY=VALUE]...
-              [--models-pvc CLAIM[/DIR] | --models-image REF] [--service NAME]...
+const K8S_USAGE = `bento-run k8s SPEC.yaml [--target kubernetes|kserve] [-o DIR] [--image REF]
+              [--namespace NS] [--node-selector [SERVICE:]KEY=VALUE]... [--service NAME]...
+              [--auth-secret NAME]
+  kubernetes: [--replicas N|SERVICE=N]... [--models-pvc CLAIM[/DIR] | --models-image REF]
+              [--models-volume CLAIM[/DIR]]
+  kserve:     [--storage-uri URI]
 
-Writes the Kubernetes objects that run the spec, for kubectl apply -f: a ConfigMap holding
-the spec (mounted at /etc/bento/bentofile.yaml), and per service a Deployment whose pods run
-\`bento-run serve /etc/bento/bentofile.yaml --service NAME\` on the GPUs Kubernetes gives
-them (numbered from 0 in each pod, as the spec's GPU indices are), and a ClusterIP Service.
-Containers see the spec's folder, and so its models, at /bento.
+Writes the objects that run the spec, for kubectl apply -f: a ConfigMap holding the spec
+(mounted at /etc/bento/bentofile.yaml), then
+- --target kubernetes (default): per service a Deployment whose pods run
+  \`bento-run serve /etc/bento/bentofile.yaml --service NAME\` on the GPUs Kubernetes gives
+  them (numbered from 0 in each pod, as the spec's GPU indices are) and a ClusterIP Service;
+  with services.NAME.scaling also a HorizontalPodAutoscaler (on requests in flight per pod,
+  through the Prometheus adapter, or on CPU) and a PodDisruptionBudget (one pod at a time).
+  Containers see the spec's folder, and so its models, at /bento; models outside it come from
+  a PersistentVolumeClaim (--models-volume, or models.NAME.volume).
+- --target kserve: a ServingRuntime (format onnx, protocols v2 and grpc-v2; REST on 8080,
+  gRPC on 8081) and per service an InferenceService, whose models KServe downloads from the
+  storage URI to /mnt/models; scaling sets its minReplicas and maxReplicas.
+With server.auth, the pods read the tokens from the Secret --auth-secret (key \`tokens\`).
   -o, --output     write one file per object into DIR (default: one YAML stream on stdout)
+  --target         kubernetes (default) or kserve
   --image          the image with bento-run and, unless a flag below says otherwise, the
                    models: what \`bento-run dockerfile\` builds (default: <spec name>:latest)
   --namespace      the objects' namespace (default: kubectl's current one)
-  --replicas       pods per service: N for every service, SERVICE=N for one (default 1)
   --node-selector  KEY=VALUE replaces the nvidia.com/gpu.product selector that gpu_type gives
                    every GPU service; SERVICE:KEY=VALUE sets one service's (repeatable)
+  --service        only this service (repeatable)
+  --auth-secret    the Secret with the tokens of server.auth (default: <spec name>-auth);
+                   create it with kubectl create secret generic NAME --from-literal=tokens=...
+  --replicas       pods per service without scaling: N for every service, SERVICE=N for one
+                   (default 1)
   --models-pvc     mount the models read-only from this PersistentVolumeClaim (or a folder
                    in it) at /bento; it holds the model files at their paths in the spec's folder
   --models-image   copy /bento from this image into the pod at start (needs cp in the image)
-  --service        only this service (repeatable)
+  --models-volume  mount this PersistentVolumeClaim (or a folder in it) read-only at
+                   /mnt/models for the models outside the spec's folder: it holds their folder
+                   (for ../models/x.onnx, what ../models holds)
+  --storage-uri    where KServe downloads the models that have no models.NAME.storage_uri:
+                   s3://, gs://, pvc://CLAIM/DIR, https://...; it holds what the models' folder
+                   holds (for models/x.onnx, what models/ holds)
 Exit 0 when written, 2 when the spec or a flag is invalid.`;
 
 const DOCKERFILE_USAGE = `bento-run dockerfile SPEC.yaml [-o FILE|DIR]
@@ -71,6 +101,10 @@ export const k8sCommand: CommandDefinition<K8sCliOptions> = {
     'node-selector',
     'models-pvc',
     'models-image',
+    'target',
+    'models-volume',
+    'storage-uri',
+    'auth-secret',
   ],
   run: runK8s,
 };
@@ -94,17 +128,34 @@ function oneSpec(files: readonly string[], command: string, usage: string): stri
 function runK8s(files: string[], opts: K8sCliOptions, io: CliIO): number {
   const file = oneSpec(files, 'k8s', K8S_USAGE);
   const options = manifestOptions(opts);
-  const models = options.models ?? { kind: 'image' };
-  // Models in a volume may exist only in the cluster; models baked into the image are here.
-  const { spec, warnings } = loadSpec(file, { checkFiles: models.kind === 'image' });
+  const loaded = loadSpec(file, { checkFiles: false });
+  // Models baked into the image must be here; those in volumes or storage may be only there.
+  const inImage =
+    (options.target ?? 'kubernetes') === 'kubernetes' &&
+    (options.models ?? { kind: 'image' }).kind === 'image' &&
+    options.modelsVolume === undefined &&
+    Object.values(loaded.spec.models).every((m) => m.volume === null);
+  const { spec, warnings } = inImage ? loadSpec(file) : loaded;
   for (const w of warnings) io.stderr(`${formatDiagnostic(w)}\n`);
-  const bundle = bundleSpec(spec, readFileSync(file, 'utf8'));
+  resolveManifestOptions(spec, options);
+  const bundle = bundleSpec(spec, readFileSync(file, 'utf8'), options);
   const objects = buildManifests(spec, bundle, options);
   const header = generatedHeader(bundle.sourceName);
   if (opts.image === undefined) {
     io.stderr(
       `bento-run: note: no --image: the pods run ${spec.name}:latest; build it with \`bento-run dockerfile\`, ` +
         'push it where the cluster can pull from, and pass its name with --image\n',
+    );
+  }
+  const auth = spec.server.auth;
+  if (auth !== null) {
+    const secret = options.authSecret ?? `${spec.name}-auth`;
+    const from =
+      'tokensEnv' in auth ? '--from-literal=tokens=TOKEN1,TOKEN2' : '--from-file=tokens=TOKENS_FILE';
+    io.stderr(
+      `bento-run: note: the pods read server.auth's tokens from the Secret ${secret} (key tokens); ` +
+        `create it first: kubectl create secret generic ${secret} ${from}` +
+        `${options.namespace === undefined ? '' : ` -n ${options.namespace}`}\n`,
     );
   }
   if (opts.output === undefined) {
@@ -186,7 +237,25 @@ export function manifestOptions(opts: K8sCliOptions): ManifestOptions {
   if (Object.keys(nodeSelector).length > 0) out.nodeSelector = nodeSelector;
   if (Object.keys(serviceNodeSelectors).length > 0) out.serviceNodeSelectors = serviceNodeSelectors;
   out.models = modelsSource(opts);
+  const target = opts.target;
+  if (target !== undefined) {
+    if (target !== 'kubernetes' && target !== 'kserve') {
+      throw new UsageError(`--target takes kubernetes or kserve (got ${target})`);
+    }
+    out.target = target;
+  }
+  if (opts['models-volume'] !== undefined) out.modelsVolume = claimRef(opts['models-volume']);
+  if (opts['storage-uri'] !== undefined) out.storageUri = opts['storage-uri'];
+  if (opts['auth-secret'] !== undefined) out.authSecret = opts['auth-secret'];
   return out;
+}
+
+/** `CLAIM` or `CLAIM/DIR[/]`. */
+function claimRef(value: string): { claim: string; subPath?: string } {
+  const slash = value.indexOf('/');
+  if (slash < 0) return { claim: value };
+  const subPath = value.slice(slash + 1).replace(/\/+$/, '');
+  return subPath === '' ? { claim: value.slice(0, slash) } : { claim: value.slice(0, slash), subPath };
 }
 
 function modelsSource(opts: K8sCliOptions): ModelsSource {
@@ -197,12 +266,7 @@ function modelsSource(opts: K8sCliOptions): ModelsSource {
   }
   if (image !== undefined) return { kind: 'models-image', image };
   if (pvc === undefined) return { kind: 'image' };
-  const slash = pvc.indexOf('/');
-  if (slash < 0) return { kind: 'pvc', claim: pvc };
-  const subPath = pvc.slice(slash + 1).replace(/\/+$/, '');
-  return subPath === ''
-    ? { kind: 'pvc', claim: pvc.slice(0, slash) }
-    : { kind: 'pvc', claim: pvc.slice(0, slash), subPath };
+  return { kind: 'pvc', ...claimRef(pvc) };
 }
 
 function packageVersion(): string {

@@ -23,6 +23,7 @@ import {
   labelValueProblem,
 } from './names.js';
 import {
+  at,
   configMap,
   GPU_PRODUCT_LABEL,
   type ManifestOptions,
@@ -238,12 +239,6 @@ function resolveAuthSecret(
  * The Deployment and Service name of each service: `<spec name>-<service name>`, '_' -> '-'.
  * A Service name is a DNS-1035 label: at most 63 characters, starting with a letter.
  */
-export function objectNames(spec: Spec, services: readonly ServiceSpec[]): ObjectNames {
-  const { names, problems } = deriveNames(spec, services);
-  if (problems.length > 0) throw manifestError(spec, problems);
-  return names;
-}
-
 function deriveNames(
   spec: Spec,
   services: readonly ServiceSpec[],
@@ -306,12 +301,6 @@ function gpuSelectorProblems(
         'feature discovery put on them: kubectl get nodes -L nvidia.com/gpu.product) or another label',
     },
   ];
-}
-
-/** `file:line:col: ` of a spec path, or nothing when the spec does not say. */
-export function at(spec: Spec, path: string): string {
-  const pos = spec.positions.get(path);
-  return pos === undefined ? '' : `${spec.file}:${pos.line}:${pos.column}: `;
 }
 
 function manifestError(spec: Spec, problems: readonly K8sProblem[]): K8sError {

@@ -123,6 +123,12 @@ export const PROBES = {
  */
 export const DRAIN_MARGIN_S = 15;
 
+/** `file:line:col: ` of a spec path, or nothing when the spec does not say. */
+export function at(spec: Spec, path: string): string {
+  const pos = spec.positions.get(path);
+  return pos === undefined ? '' : `${spec.file}:${pos.line}:${pos.column}: `;
+}
+
 /** The container port of a spec's pods. */
 export function containerPort(spec: Spec): number {
   return spec.server.port === 0 ? DEFAULT_PORT : spec.server.port;

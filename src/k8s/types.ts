@@ -37,7 +37,6 @@ export interface ServicePort {
   port: number;
   targetPort: string;
   protocol: 'TCP';
-  appProtocol?: string;
 }
 
 export interface Deployment {
@@ -208,8 +207,6 @@ export interface Predictor {
   annotations: Record<string, string>;
   nodeSelector?: Record<string, string>;
   tolerations?: Toleration[];
-  terminationGracePeriodSeconds: number;
-  automountServiceAccountToken: boolean;
   model: {
     modelFormat: { name: string };
     runtime: string;

@@ -373,6 +373,7 @@ export function planPlacement(
     memory,
     warnings: memoryProblems.sort(compareDiagnostics),
     pipelines: planPipelines(spec, placements),
+    pipelineSpecs: Object.values(spec.pipelines),
   };
 }
 

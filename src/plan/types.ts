@@ -2,7 +2,7 @@
  * The placement plan: plain, printable data that the runtime follows without re-deciding.
  */
 import type { Diagnostic } from '../spec/diagnostics.js';
-import type { BatchingSpec, SessionSpec } from '../spec/types.js';
+import type { BatchingSpec, PipelineSpec, SessionSpec } from '../spec/types.js';
 
 /** One GPU as this process sees it (after CUDA_VISIBLE_DEVICES). */
 export interface DeviceInfo {
@@ -103,4 +103,9 @@ export interface Plan {
   readonly warnings: readonly Diagnostic[];
   /** Each pipeline's steps and their devices; empty when the spec has none. */
   readonly pipelines: readonly PlannedPipeline[];
+  /**
+   * Each pipeline as the spec declares it (inputs, step sources, outputs): what the inference
+   * core runs, without the spec. Absent in plans made by hand (tests) or before pipelines ran.
+   */
+  readonly pipelineSpecs?: readonly PipelineSpec[];
 }

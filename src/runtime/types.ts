@@ -31,6 +31,8 @@ export interface ModelInfo {
   /** batching.max_batch_size; 0 when the model is not batched. */
   readonly maxBatchSize: number;
   readonly batching: BatchingSpec | null;
+  /** 'ensemble' for a pipeline served as a model (its `service` is then ''); absent: ONNX. */
+  readonly platform?: 'ensemble';
 }
 
 export interface WorkerStatus {

@@ -116,7 +116,8 @@ function debugWorkers(ctx: RouteContext) {
 }
 
 function repositoryIndex(ctx: RouteContext) {
-  return [...ctx.core.runtime.models.values()].map((m) => ({
+  const pipelines = [...ctx.core.pipelines.values()].map((p) => p.info);
+  return [...ctx.core.runtime.models.values(), ...pipelines].map((m) => ({
     name: m.name,
     version: m.version,
     state: ctx.core.modelReady(m.name) ? 'READY' : 'UNAVAILABLE',

@@ -181,7 +181,7 @@ export function modelMetadata(model: ModelInfo) {
   return {
     name: model.name,
     versions: [model.version],
-    platform: 'onnxruntime_onnx',
+    platform: model.platform ?? 'onnxruntime_onnx',
     inputs: model.inputs.map(signatureJson),
     outputs: model.outputs.filter((o) => o.type !== 'unknown').map(signatureJson),
   };

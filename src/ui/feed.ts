@@ -45,6 +45,9 @@ export interface ServiceView {
 
 export interface ModelView {
   readonly name: string;
+  /** `ensemble` for a pipeline, served as one more model. */
+  readonly platform: string;
+  /** Empty for a pipeline: its steps' models have services. */
   readonly service: string;
   readonly version: string;
   readonly ready: boolean;
@@ -94,9 +97,12 @@ export function workerView(w: Pick<WorkerStatus, 'state' | 'restarts'>): WorkerV
 }
 
 function sessionsOf(plan: Plan, w: WorkerStatus): SessionView[] {
-  const planned = plan.services.find((s) => s.name === w.service)?.workers[w.worker]?.sessions ?? [];
+  const planned =
+    plan.services.find((s) => s.name === w.service)?.workers[w.worker]?.sessions ?? [];
   const placed = (model: string): Placement | undefined =>
-    plan.placements.find((p) => p.service === w.service && p.worker === w.worker && p.model === model);
+    plan.placements.find(
+      (p) => p.service === w.service && p.worker === w.worker && p.model === model,
+    );
   return planned.map((s) => {
     const report = w.sessions.find((r) => r.model === s.model);
     const p = placed(s.model);
@@ -115,6 +121,7 @@ function modelView(plan: Plan, m: ModelInfo, ready: boolean): ModelView {
   const meta = modelMetadata(m);
   return {
     name: m.name,
+    platform: meta.platform,
     service: m.service,
     version: m.version,
     ready,
@@ -122,7 +129,9 @@ function modelView(plan: Plan, m: ModelInfo, ready: boolean): ModelView {
     maxLatencyMs: m.batching?.maxLatencyMs ?? null,
     inputs: meta.inputs,
     outputs: meta.outputs,
-    workers: plan.placements.filter((p) => p.model === m.name).map((p) => `${p.service}/${p.worker}`),
+    workers: plan.placements
+      .filter((p) => p.model === m.name)
+      .map((p) => `${p.service}/${p.worker}`),
   };
 }
 
@@ -172,6 +181,11 @@ export function planView(
   };
 }
 
+/** Every model clients can call: the runtime's, then the pipelines the core serves as models. */
+export function servedModels(core: InferenceCore): ModelInfo[] {
+  return [...core.runtime.models.values(), ...[...core.pipelines.values()].map((p) => p.info)];
+}
+
 /** The feed: samples the metrics (at most once per interval), then answers. */
 export async function statusFeed(
   core: InferenceCore,
@@ -179,8 +193,13 @@ export async function statusFeed(
   opts: { readonly version: string; readonly since: number; readonly now?: number },
 ): Promise<StatusFeed> {
   const now = opts.now ?? Date.now();
-  const models = [...core.runtime.models.values()];
-  await series.sample(now, () => readCounters(core.metrics, models.map((m) => m.name)));
+  const models = servedModels(core);
+  await series.sample(now, () =>
+    readCounters(
+      core.metrics,
+      models.map((m) => m.name),
+    ),
+  );
   return {
     ...planView(core.runtime.plan, core.runtime.workers(), models, (m) => core.modelReady(m)),
     version: opts.version,

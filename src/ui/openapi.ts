@@ -40,7 +40,9 @@ export function exampleRequest(model: Pick<ModelInfo, 'inputs'>) {
         name: s.name,
         shape,
         datatype,
-        data: new Array<boolean | string | number>(elementCount(shape)).fill(exampleValue(datatype)),
+        data: new Array<boolean | string | number>(elementCount(shape)).fill(
+          exampleValue(datatype),
+        ),
       };
     }),
   };
@@ -174,7 +176,11 @@ function modelPaths(m: ModelInfo): Record<string, JsonObject> {
       get: operation(`${id}_metadata`, {
         summary: `Metadata of \`${m.name}\`: its inputs and outputs`,
         tag,
-        ok: jsonBody(ref('ModelMetadata'), 'name, versions, platform, inputs, outputs', modelMetadata(m)),
+        ok: jsonBody(
+          ref('ModelMetadata'),
+          'name, versions, platform, inputs, outputs',
+          modelMetadata(m),
+        ),
         errors: ['404'],
       }),
     },
@@ -212,7 +218,10 @@ function modelPaths(m: ModelInfo): Record<string, JsonObject> {
       get: operation(`${id}_config`, {
         summary: `Triton's model configuration of \`${m.name}\``,
         tag,
-        ok: jsonBody({ type: 'object' }, 'max_batch_size, input, output, dynamic_batching, instance_group'),
+        ok: jsonBody(
+          { type: 'object' },
+          'max_batch_size, input, output, dynamic_batching, instance_group',
+        ),
         errors: ['404'],
       }),
     },
@@ -284,7 +293,10 @@ const SERVER_PATHS: Record<string, JsonObject> = {
     get: operation('metrics', {
       summary: 'Prometheus metrics',
       tag: 'server',
-      ok: { description: 'the text format', content: { 'text/plain': { schema: { type: 'string' } } } },
+      ok: {
+        description: 'the text format',
+        content: { 'text/plain': { schema: { type: 'string' } } },
+      },
     }),
   },
 };
@@ -303,7 +315,10 @@ const SCHEMAS: JsonObject = {
   Error: {
     type: 'object',
     required: ['error', 'code'],
-    properties: { error: { type: 'string' }, code: { type: 'string', example: 'BENTO_ERR_INFER_INVALID' } },
+    properties: {
+      error: { type: 'string' },
+      code: { type: 'string', example: 'BENTO_ERR_INFER_INVALID' },
+    },
   },
   TensorMetadata: tensorMetadata,
   ModelMetadata: {
@@ -390,7 +405,10 @@ export function buildOpenApi(models: readonly ModelInfo[], opts: OpenApiOptions)
     tags: [
       { name: 'health', description: 'served without a token' },
       { name: 'server', description: 'the server and every model' },
-      ...models.map((m) => ({ name: `model ${m.name}`, description: `service \`${m.service}\`` })),
+      ...models.map((m) => ({
+        name: `model ${m.name}`,
+        description: m.platform === 'ensemble' ? 'a pipeline' : `service \`${m.service}\``,
+      })),
     ],
     paths,
     components: {

@@ -9,7 +9,7 @@ import type { InferenceCore } from '../core/inference.js';
 import { send } from '../server/reply.js';
 import type { Route, RouteContext } from '../server/routes.js';
 import { packageVersion } from '../util/package.js';
-import { statusFeed } from './feed.js';
+import { servedModels, statusFeed } from './feed.js';
 import { buildOpenApi } from './openapi.js';
 import { createSeries, type Series, type SeriesOptions } from './series.js';
 
@@ -90,7 +90,7 @@ export function uiRoutes(opts: UiOptions): Route[] {
         send(
           ctx.res,
           200,
-          buildOpenApi([...ctx.core.runtime.models.values()], {
+          buildOpenApi(servedModels(ctx.core), {
             name: ctx.core.runtime.plan.name,
             version,
           }),

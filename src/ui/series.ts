@@ -48,7 +48,11 @@ function delta(a: Buckets, b: Buckets): number[] {
  * The q-quantile of the observations whose cumulative counts per bound are `counts`: linear
  * within the bucket it falls in; the largest finite bound when it falls in +Inf's.
  */
-export function quantile(q: number, bounds: readonly number[], counts: readonly number[]): number | null {
+export function quantile(
+  q: number,
+  bounds: readonly number[],
+  counts: readonly number[],
+): number | null {
   const total = counts[counts.length - 1] ?? 0;
   if (total <= 0) return null;
   const rank = q * total;

@@ -7,11 +7,9 @@ interface PackageJson {
   readonly engines?: { readonly node?: string };
 }
 
-/** The package's root folder (this file is dist/src/util/package.js once built). */
-export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-
 let cached: PackageJson | undefined;
 
+/** package.json, read once (this file is dist/src/util/package.js once built). */
 function packageJson(): PackageJson {
   cached ??= JSON.parse(
     readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8'),

@@ -49,7 +49,13 @@ let Service: ServiceClientConstructor | undefined;
 function service(): ServiceClientConstructor {
   Service ??= (
     loadPackageDefinition(
-      loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true }),
+      loadSync(PROTO, {
+        keepCase: true,
+        longs: String,
+        enums: String,
+        defaults: true,
+        oneofs: true,
+      }),
     ).inference as GrpcObject
   ).GRPCInferenceService as ServiceClientConstructor;
   return Service;
@@ -86,9 +92,12 @@ export function connect(address: string, credentials = ChannelCredentials.create
     call(method: string, request: unknown = {}, opts: CallOptions = {}) {
       const metadata = new Metadata();
       if (opts.token !== undefined) metadata.set('authorization', `Bearer ${opts.token}`);
-      const options = opts.deadlineMs === undefined ? {} : { deadline: Date.now() + opts.deadlineMs };
+      const options =
+        opts.deadlineMs === undefined ? {} : { deadline: Date.now() + opts.deadlineMs };
       return new Promise<Message>((resolve, reject) => {
-        methods[method]!.call(client, request, metadata, options, (e, r) => (e ? reject(e) : resolve(r)));
+        methods[method]!.call(client, request, metadata, options, (e, r) =>
+          e ? reject(e) : resolve(r),
+        );
       });
     },
     close: () => client.close(),

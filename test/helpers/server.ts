@@ -116,7 +116,7 @@ ${text}`),
  */
 export async function startCli(args: readonly string[], opts: CliOptions = {}): Promise<CliServer> {
   const { child, log, exited, waitForLog } = spawnCli(
-    [...args, '--port', '0'],
+    [...args, '--port', '0', ...(args.includes('--grpc-port') ? [] : ['--grpc-port', '0'])],
     opts.env ?? childEnv(),
     opts.bin,
   );

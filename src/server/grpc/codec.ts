@@ -2,32 +2,23 @@
  * The Open Inference Protocol's gRPC encoding: a ModelInferRequest -> the core's InferRequest,
  * checked against the model's signature with the same checks as REST, and the runtime's
  * tensors -> a ModelInferResponse with the outputs in raw_output_contents, as Triton answers
- * (tritonclient reads numeric outputs only there). Plus the other RPCs' answers, from the same
- * functions the REST routes use.
+ * (tritonclient reads numeric outputs only there); Triton's statistics as their message.
  */
 import {
+  invalid as bad,
   checkComplete,
   checkInput,
   checkOutput,
   checkShape,
   type InferRequest,
-  invalid as bad,
 } from '../../core/request.js';
 import type { ModelStats } from '../../core/stats.js';
-import { modelConfig } from '../../core/triton.js';
 import { fromContents } from '../../grpc/contents.js';
-import type {
-  InferInputTensor,
-  ModelInferRequest,
-  ModelInferResponse,
-  ModelMetadataResponse,
-} from '../../grpc/proto.js';
-import type { Plan } from '../../plan/types.js';
+import type { InferInputTensor, ModelInferRequest, ModelInferResponse } from '../../grpc/proto.js';
 import type { ModelInfo } from '../../runtime/types.js';
 import { decodeBinaryTensor, encodeBinaryTensor } from '../../tensor/binary.js';
 import { elementCount, ORT_TO_PROTOCOL, type ProtocolDatatype } from '../../tensor/datatypes.js';
 import type { WireTensor } from '../../tensor/types.js';
-import { modelMetadata } from '../rest-codec.js';
 
 /** int64 dimensions arrive as decimal strings: numbers, then the shared shape check. */
 function shapeOf(name: string, shape: readonly string[]): number[] {
@@ -66,12 +57,15 @@ function decodeInput(
     }
   }
   const count = elementCount(dims);
-  if (t.contents === null) {
+  if (!hasContents(t)) {
+    // An empty tensor needs no data, in whatever field (FP16 has none).
     if (count === 0) return { type, dims, data: decodeBinaryTensor(type, dims, Buffer.alloc(0)) };
-    throw bad(`input \`${name}\`: no data: set contents or raw_input_contents`);
+    if (t.contents === null) {
+      throw bad(`input \`${name}\`: no data: set contents or raw_input_contents`);
+    }
   }
   try {
-    return { type, dims, data: fromContents(datatype, count, t.contents) };
+    return { type, dims, data: fromContents(datatype, count, t.contents!) };
   } catch (e) {
     throw bad(`input \`${name}\`: ${(e as Error).message}`);
   }
@@ -116,29 +110,6 @@ export function encodeInferResponse(
       shape: t.dims,
     })),
     raw_output_contents: tensors.map(([, t]) => encodeBinaryTensor(t)),
-  };
-}
-
-export function metadataMessage(model: ModelInfo): ModelMetadataResponse {
-  return modelMetadata(model);
-}
-
-/**
- * Triton's model configuration. The REST route's JSON is the protobuf JSON form of the same
- * message (same field names, enums by name), so it maps field for field.
- */
-export function configMessage(plan: Plan, model: ModelInfo) {
-  const c = modelConfig(plan, model);
-  return {
-    name: c.name,
-    platform: c.platform,
-    backend: c.backend,
-    version_policy: c.version_policy,
-    max_batch_size: c.max_batch_size,
-    input: c.input.map((t) => ({ ...t, format: 'FORMAT_NONE' })),
-    output: c.output,
-    ...(c.dynamic_batching ? { dynamic_batching: c.dynamic_batching } : {}),
-    instance_group: c.instance_group,
   };
 }
 

@@ -13,6 +13,7 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { Call, InferenceCore } from '../../core/inference.js';
+import { modelConfig } from '../../core/triton.js';
 import { HttpError, InferenceError } from '../../errors.js';
 import {
   inferenceServiceDefinition,
@@ -27,13 +28,8 @@ import { DEFAULTS } from '../../spec/types.js';
 import { type Authenticator, unauthenticated } from '../auth.js';
 import { EXTENSIONS } from '../handlers.js';
 import { statusFor } from '../reply.js';
-import {
-  configMessage,
-  decodeInferRequest,
-  encodeInferResponse,
-  metadataMessage,
-  statisticsMessage,
-} from './codec.js';
+import { modelMetadata } from '../rest-codec.js';
+import { decodeInferRequest, encodeInferResponse, statisticsMessage } from './codec.js';
 import { grpcErrorFor } from './status.js';
 
 export interface GrpcServerOptions {
@@ -81,12 +77,15 @@ function clientGone(call: ServerUnaryCall<unknown, unknown>): {
 } {
   let timer: NodeJS.Timeout | undefined;
   let onCancel = () => {};
+  const deadline = call.getDeadline();
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
   const gone = new Promise<never>((_, reject) => {
-    onCancel = () => reject(new CallEnded(499));
+    // Past its deadline, the call counts as a timeout (504); cancelled before, as 499.
+    onCancel = () => reject(new CallEnded(Date.now() >= at - 5 ? 504 : 499));
     call.once('cancelled', onCancel);
-    const deadline = call.getDeadline();
-    const ms = deadline instanceof Date ? deadline.getTime() - Date.now() : deadline - Date.now();
-    if (Number.isFinite(ms)) timer = setTimeout(() => reject(new CallEnded(504)), Math.max(0, ms));
+    if (Number.isFinite(at)) {
+      timer = setTimeout(() => reject(new CallEnded(504)), Math.max(0, at - Date.now()));
+    }
     if (call.cancelled) onCancel();
   });
   gone.catch(() => undefined);
@@ -152,8 +151,10 @@ async function modelInfer(
   }
 }
 
+/** As REST's POST /v2/repository/index: models and pipelines. */
 function repositoryIndex(core: InferenceCore, req: RepositoryIndexRequest) {
-  const models = [...core.runtime.models.values()].map((m) => ({
+  const pipelines = [...core.pipelines.values()].map((p) => p.info);
+  const models = [...core.runtime.models.values(), ...pipelines].map((m) => ({
     name: m.name,
     version: m.version,
     state: core.modelReady(m.name) ? 'READY' : 'UNAVAILABLE',
@@ -181,13 +182,16 @@ function handlers(core: InferenceCore, opts: GrpcServerOptions): Record<string, 
   };
   return {
     ServerMetadata: () => ({ name: 'bento-run', version: opts.version, extensions: EXTENSIONS }),
-    ModelMetadata: (call) => metadataMessage(model(call)),
+    // The REST answers are the protobuf JSON form of the same messages: field for field.
+    ModelMetadata: (call) => modelMetadata(model(call)),
     ModelInfer: (call) =>
       modelInfer(core, call as ServerUnaryCall<ModelInferRequest, ModelInferResponse>),
-    ModelConfig: (call) => ({ config: configMessage(core.runtime.plan, model(call)) }),
+    ModelConfig: (call) => ({ config: modelConfig(core.runtime.plan, model(call)) }),
     ModelStatistics: (call) =>
       statisticsMessage(
-        core.stats.snapshot(requestOf<ModelRequest>(call).name === '' ? undefined : model(call).name),
+        core.stats.snapshot(
+          requestOf<ModelRequest>(call).name === '' ? undefined : model(call).name,
+        ),
       ),
     RepositoryIndex: (call) => repositoryIndex(core, requestOf<RepositoryIndexRequest>(call)),
     RepositoryModelLoad: notYet('model load'),
