@@ -3,7 +3,7 @@
  * SIGINT, and drain.
  */
 import { EventEmitter } from 'node:events';
-import { BentoError, EXIT_OK, RuntimeError, UsageError } from '../errors.js';
+import { BentoError, RuntimeError, UsageError } from '../errors.js';
 import { createLogger, isLogLevel, type LogFormat, type LogLevel } from '../log.js';
 import { discoverDevices, planOnDevices } from '../plan/index.js';
 import { type RuntimeEvents, startRuntime } from '../runtime/pool.js';

@@ -355,7 +355,13 @@ function rewritePaths(
     if (!isScalar(node) || node.range === undefined || node.range === null) {
       throw new Error(`bundleSpec: ${path.join('.')} is not a scalar in the spec text`);
     }
-    const written = PLAIN_SAFE.test(value) ? value : JSON.stringify(value);
+    // A quoted scalar stays quoted (as the user wrote it); a plain one stays plain if it can.
+    const written =
+      node.type === 'QUOTE_SINGLE'
+        ? `'${value.replaceAll("'", "''")}'`
+        : node.type === 'QUOTE_DOUBLE' || !PLAIN_SAFE.test(value)
+          ? JSON.stringify(value)
+          : value;
     edits.push({ start: node.range[0], end: node.range[1], value: written });
   };
   for (const [model, p] of placements) replace(['models', model, 'path'], p.target);
