@@ -7,7 +7,10 @@
  * batching wait; with adaptive batching and binary tensors. Load comes from a separate process
  * (bench/load.ts) with fixed concurrency. Every row uses one worker and one intra-op thread.
  *
+ * Then gRPC vs REST binary vs REST JSON on the tiny and CNN models (bench/grpc.ts).
+ *
  * Filters: BENCH_MODELS=tiny,cnn,mlp  BENCH_CONCURRENCY=1,8,64  BENCH_DURATION_MS=2000
+ *          BENCH_GRPC=0 (no gRPC comparison)
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -16,6 +19,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
 import { ensureBenchModels } from '../scripts/make-models.js';
+import { protocolComparison, protocolModels } from './grpc.js';
 import { type LoadResult, percentile } from './load.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -330,7 +334,20 @@ async function main(): Promise<void> {
     commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim();
   } catch {}
   const header = `# bento-run benchmark\n\n${new Date().toISOString()}, commit ${commit || 'unknown'}: ${cpu[0]?.model ?? 'unknown CPU'}, ${cpu.length} cores, Node ${process.version}, onnxruntime-node ${ortVersion}. Load: a separate process on loopback (undici), ${DURATION_MS} ms per row after ${WARMUP_MS} ms warm-up; every server has one worker with one intra-op thread; the load generator shares the machine. Command: \`npm run bench\`.\n\n`;
-  const text = header + table(rows, models);
+  // gRPC vs REST binary vs REST JSON (bench/grpc.ts), on the tiny and CNN models; BENCH_GRPC=0 skips.
+  const protocols =
+    env.BENCH_GRPC === '0'
+      ? ''
+      : await protocolComparison(
+          protocolModels(files).filter((m) => wanted.includes(m.key)),
+          {
+            durationMs: DURATION_MS,
+            warmupMs: WARMUP_MS,
+            concurrency: CONCURRENCY,
+            dir: modelsDir,
+          },
+        );
+  const text = header + table(rows, models) + protocols;
   console.log(text);
   writeFileSync(join(root, 'bench', 'results.md'), text);
 }

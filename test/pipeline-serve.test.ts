@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import ort from 'onnxruntime-node';
 import { mulberry32 } from '../scripts/onnx-builder.js';
 import { crashWorker } from './fixtures/worker-switches.js';
+import { connect, startGrpc } from './helpers/grpc.js';
 import {
   get,
   type InProcessServer,
@@ -296,6 +297,37 @@ describe('pipelines served as models (test/fixtures/specs/pipeline.yaml)', () =>
     });
     assert.equal(output.status, 400, output.text);
     assert.match(output.body.error, /unknown output `output` for model `ensemble`/);
+  });
+
+  test('gRPC: metadata and ModelInfer go through the same core', async () => {
+    const grpc = await startGrpc(srv);
+    const client = connect(grpc.address);
+    try {
+      const meta = await client.call('ModelMetadata', { name: 'ensemble' });
+      assert.equal(meta.platform, 'ensemble');
+      assert.deepEqual(
+        meta.inputs.map((i: { name: string }) => i.name),
+        ['features'],
+      );
+      const x = seeded(2 * 8, 11);
+      const res = await client.call('ModelInfer', {
+        model_name: 'ensemble',
+        inputs: [{ name: 'features', datatype: 'FP32', shape: ['2', '8'] }],
+        outputs: [{ name: 'mean' }],
+        raw_input_contents: [Buffer.from(Float32Array.from(x).buffer)],
+      });
+      assert.equal(res.model_name, 'ensemble');
+      assert.deepEqual(
+        res.outputs.map((o: { name: string }) => o.name),
+        ['mean'],
+      );
+      const raw: Buffer = res.raw_output_contents[0];
+      const mean = [...new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + 32))];
+      assert.deepEqual(mean, (await expectedEnsemble(x, 2)).mean);
+    } finally {
+      client.close();
+      await grpc.drain(1);
+    }
   });
 
   test('statistics and metrics per pipeline, and per step', async () => {
