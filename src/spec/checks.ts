@@ -140,6 +140,35 @@ const batchingNeedsDynamicBatch: Check = ({ value, at, onnx }) => {
   return out;
 };
 
+/** Sequences and maps (scikit-learn's ZipMap) are no tensors: the protocol cannot carry them. */
+const nonTensorValues: Check = ({ value, at, onnx }) => {
+  const out: Diagnostic[] = [];
+  for (const name of Object.keys(asRecord(value.models))) {
+    const result = onnx.get(name);
+    if (!result?.ok) continue;
+    const inputs = result.info.inputs.filter((t) => t.elementType === 'unknown');
+    const outputs = result.info.outputs.filter((t) => t.elementType === 'unknown');
+    if (inputs.length + outputs.length === 0) continue;
+    const names = [
+      ...inputs.map((t) => `input \`${t.name}\``),
+      ...outputs.map((t) => `output \`${t.name}\``),
+    ].join(', ');
+    const consequence =
+      inputs.length > 0
+        ? 'requests cannot feed a non-tensor input, so the model cannot be served'
+        : 'metadata and requests without an `outputs` list leave them out, and asking for one is a 400';
+    out.push(
+      at.diag(
+        'non-tensor-value',
+        ['models', name, 'path'],
+        `model \`${name}\`: ${names} ${inputs.length + outputs.length > 1 ? 'are' : 'is'} not a tensor (a sequence or map, e.g. scikit-learn's ZipMap): ${consequence}; convert the model without ZipMap (skl2onnx: options={'zipmap': False}) to get the probabilities as a tensor`,
+        { severity: inputs.length > 0 ? 'error' : 'warning' },
+      ),
+    );
+  }
+  return out;
+};
+
 const serviceModelsDeclared: Check = (ctx) =>
   ctx.unknownReferences.map(({ service, index, model, meant }) =>
     ctx.at.diag(
@@ -311,6 +340,7 @@ const scalingBounds: Check = (ctx) => {
 const CHECKS: readonly Check[] = [
   modelFiles,
   batchingNeedsDynamicBatch,
+  nonTensorValues,
   serviceModelsDeclared,
   modelServedOnce,
   unusedModels,
