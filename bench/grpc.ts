@@ -9,7 +9,7 @@
  * Part of `npm run bench` (bench/run.ts); alone: `npm run bench:grpc` (same BENCH_* filters).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import protobuf from 'protobufjs';
@@ -116,20 +116,53 @@ services:
   });
 }
 
-function runLoad(script: string, args: unknown): Promise<LoadResult> {
+/** The server process's CPU time (user + system, every thread) in ms; NaN off Linux. */
+function cpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Linux's USER_HZ, the unit of /proc/PID/stat's times. */
+const CLOCK_TICKS = 100;
+
+interface Measured extends LoadResult {
+  /** The server's CPU time per answered request, in µs: what the protocol costs it. */
+  readonly cpuUsPerRequest: number;
+}
+
+/**
+ * Runs a load process; the server's CPU time is read over the measured window (from the end
+ * of the warm-up), which throughput figures on a shared machine are not robust to.
+ */
+function runLoad(
+  script: string,
+  args: { readonly warmupMs: number } & Record<string, unknown>,
+  server: ChildProcess,
+): Promise<Measured> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(here, script), JSON.stringify(args)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
+    let from = Number.NaN;
+    const timer = setTimeout(() => {
+      from = cpuMs(server.pid);
+    }, args.warmupMs);
     let out = '';
     child.stdout.on('data', (c: Buffer) => {
       out += c.toString();
     });
-    child.once('exit', (code) =>
-      code === 0
-        ? resolve(JSON.parse(out) as LoadResult)
-        : reject(new Error(`${script} exited ${code}`)),
-    );
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`${script} exited ${code}`));
+      const result = JSON.parse(out) as LoadResult;
+      const cpu = cpuMs(server.pid) - from;
+      resolve({ ...result, cpuUsPerRequest: (cpu * 1000) / result.requests });
+    });
   });
 }
 
@@ -141,8 +174,8 @@ async function stop(child: ChildProcess): Promise<void> {
 }
 
 const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
-const cell = (r: LoadResult) =>
-  `${fmt(r.rps, 0)} (${fmt(r.p50Ms, 3)} / ${fmt(r.p99Ms, 3)})${r.errors ? ` ${r.errors} errors` : ''}`;
+const cell = (r: Measured) =>
+  `${fmt(r.rps, 0)} (${fmt(r.p50Ms, 3)} / ${fmt(r.p99Ms, 3)}) ${fmt(r.cpuUsPerRequest, 0)} µs${r.errors ? `, ${r.errors} errors` : ''}`;
 
 /** Measures every model over the three protocols; returns the markdown section. */
 export async function protocolComparison(
@@ -151,29 +184,40 @@ export async function protocolComparison(
 ): Promise<string> {
   const out = [
     '## gRPC vs REST binary vs REST JSON\n',
-    'One bento-run serving both frontends (adaptive batching, one worker, one intra-op thread); the same input as a gRPC ModelInferRequest with raw contents (one HTTP/2 channel, as tritonclient.grpc), as REST with binary tensors both ways, and as REST JSON. Cells: req/s (p50 / p99 ms).\n',
+    "One bento-run serving both frontends (adaptive batching, one worker, one intra-op thread); the same input as a gRPC ModelInferRequest with raw contents (one HTTP/2 channel, as tritonclient.grpc), as REST with binary tensors both ways, and as REST JSON. Cells: req/s (p50 / p99 ms) and the server process's CPU time per request (every thread, µs: robust to other load on the machine, where throughput is not).\n",
   ];
   for (const m of models) {
     const { url, grpc, child } = await startBento(m, opts.dir);
-    const results = new Map<string, LoadResult>();
+    const results = new Map<string, Measured>();
     try {
-      for (const protocol of PROTOCOLS) {
-        const body = writeRequest(m, protocol, opts.dir);
-        for (const concurrency of opts.concurrency) {
+      const bodies = new Map(PROTOCOLS.map((p) => [p, writeRequest(m, p, opts.dir)]));
+      // Protocols back to back at each concurrency: whatever else loads the machine then
+      // weighs on the three alike.
+      for (const concurrency of opts.concurrency) {
+        for (const protocol of PROTOCOLS) {
+          const body = bodies.get(protocol)!;
           const common = { concurrency, warmupMs: opts.warmupMs, durationMs: opts.durationMs };
           const result =
             protocol === 'grpc'
-              ? await runLoad('grpc-load.js', { address: grpc, requestFile: body.file, ...common })
-              : await runLoad('load.js', {
-                  url,
-                  path: `/v2/models/${m.key}/infer`,
-                  bodyFile: body.file,
-                  headers: body.headers,
-                  ...common,
-                });
+              ? await runLoad(
+                  'grpc-load.js',
+                  { address: grpc, requestFile: body.file, ...common },
+                  child,
+                )
+              : await runLoad(
+                  'load.js',
+                  {
+                    url,
+                    path: `/v2/models/${m.key}/infer`,
+                    bodyFile: body.file,
+                    headers: body.headers,
+                    ...common,
+                  },
+                  child,
+                );
           results.set(`${protocol} ${concurrency}`, result);
           console.error(
-            `${m.key} ${protocol} c=${concurrency}: ${fmt(result.rps, 0)} req/s p50 ${fmt(result.p50Ms, 3)} ms p99 ${fmt(result.p99Ms, 3)} ms errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`,
+            `${m.key} ${protocol} c=${concurrency}: ${fmt(result.rps, 0)} req/s p50 ${fmt(result.p50Ms, 3)} ms p99 ${fmt(result.p99Ms, 3)} ms, server CPU ${fmt(result.cpuUsPerRequest, 0)} µs/req, errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`,
           );
         }
       }
@@ -182,13 +226,13 @@ export async function protocolComparison(
     }
     out.push(`### ${m.title}\n`);
     out.push(
-      '| in flight | gRPC, raw contents | REST, binary tensors | REST, JSON | gRPC / binary req/s | gRPC / JSON req/s |',
+      '| in flight | gRPC, raw contents | REST, binary tensors | REST, JSON | CPU/req gRPC / binary | CPU/req gRPC / JSON |',
     );
     out.push('| ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const c of opts.concurrency) {
       const [g, b, j] = PROTOCOLS.map((p) => results.get(`${p} ${c}`)!);
       out.push(
-        `| ${c} | ${cell(g!)} | ${cell(b!)} | ${cell(j!)} | ${fmt(g!.rps / b!.rps)} | ${fmt(g!.rps / j!.rps)} |`,
+        `| ${c} | ${cell(g!)} | ${cell(b!)} | ${cell(j!)} | ${fmt(g!.cpuUsPerRequest / b!.cpuUsPerRequest)} | ${fmt(g!.cpuUsPerRequest / j!.cpuUsPerRequest)} |`,
       );
     }
     out.push('');

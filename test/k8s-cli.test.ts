@@ -7,7 +7,16 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import type { ConfigMap, Deployment, K8sObject } from '../src/k8s/types.js';
+import type { CliIO } from '../src/commands/types.js';
+import { BentoError } from '../src/errors.js';
+import { type K8sCliOptions, k8sCommand } from '../src/k8s/command.js';
+import type {
+  ConfigMap,
+  Deployment,
+  InferenceService,
+  K8sObject,
+  ServingRuntime,
+} from '../src/k8s/types.js';
 import { fakeNvidiaSmi } from './helpers/fake-nvidia-smi.js';
 import { childEnv, FIXTURE_BIN, get, ROOT, startCli } from './helpers/server.js';
 
@@ -215,6 +224,10 @@ describe('bento-run k8s', () => {
       '--models-pvc',
       '--models-image',
       '--output',
+      '--target',
+      '--models-volume',
+      '--storage-uri',
+      '--auth-secret',
     ]) {
       assert.match(r.stdout, new RegExp(flag));
     }
@@ -267,6 +280,166 @@ describe('bento-run dockerfile', () => {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /model `m`: \.\.\/m\.onnx is outside the spec's folder/);
     noStack(r.stderr);
+  });
+});
+
+/**
+ * `bento-run k8s` in process, with its flags as parseArgs gives them: the command's own part of
+ * the CLI, whatever flags cli.ts registers.
+ */
+function k8sRun(file: string, opts: K8sCliOptions) {
+  let stdout = '';
+  let stderr = '';
+  const io: CliIO = {
+    stdout: (t) => {
+      stdout += t;
+    },
+    stderr: (t) => {
+      stderr += t;
+    },
+    env: {},
+  };
+  try {
+    const code = k8sCommand.run([file], opts, io, {}) as number;
+    return { code, stdout, stderr };
+  } catch (e) {
+    if (!(e instanceof BentoError)) throw e;
+    return { code: e.exitCode, stdout, stderr: `${stderr}${e.message}\n` };
+  }
+}
+
+/** Whether cli.ts passes the flags of --target kserve on to the command (wired by the lead). */
+const CLI_HAS_TARGET =
+  cli('k8s', 'specs/quickstart.yaml', '--target', 'kserve', '--storage-uri', 's3://m/q').code === 0;
+
+describe('bento-run k8s: targets, volumes and the auth Secret', () => {
+  const PLATFORM = 'test/fixtures/k8s-specs/platform/bentofile.yaml';
+
+  test('--target kserve --storage-uri: the golden ServingRuntime and InferenceServices', () => {
+    const r = k8sRun('specs/two-services.yaml', {
+      target: 'kserve',
+      image: 'registry.example/ml/search:1.0',
+      'storage-uri': 'pvc://bento-models/search',
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, golden('two-services.kserve.yaml'));
+    assert.equal(r.stderr, '');
+  });
+
+  test('--models-volume CLAIM/DIR: models outside the spec folder; the Secret to create, named', () => {
+    // Neither ../models nor ../shared exists: models in volumes are only in the cluster.
+    const r = k8sRun(PLATFORM, {
+      image: 'registry.example/ml/platform:1.0',
+      namespace: 'ml',
+      'models-volume': 'ml-models/platform/',
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, golden('platform.yaml'));
+    assert.equal(
+      r.stderr,
+      "bento-run: note: the pods read server.auth's tokens from the Secret platform-auth (key tokens); " +
+        'create it first: kubectl create secret generic platform-auth --from-literal=tokens=TOKEN1,TOKEN2 -n ml\n',
+    );
+  });
+
+  test('--auth-secret with tokens_file: the golden, and the Secret made from a file', () => {
+    const r = k8sRun('test/fixtures/k8s-specs/secured.yaml', { 'auth-secret': 'secured-tokens' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, golden('secured.yaml'));
+    assert.match(
+      r.stderr,
+      /kubectl create secret generic secured-tokens --from-file=tokens=TOKENS_FILE\n/,
+    );
+  });
+
+  test('without --models-volume, a model outside the folder: exit 2, the flag named', () => {
+    const r = k8sRun(PLATFORM, {});
+    assert.equal(r.code, 2);
+    assert.match(
+      r.stderr,
+      /model `embedder`: \.\.\/models\/embedder\.onnx is outside the spec's folder/,
+    );
+    assert.match(r.stderr, /--models-volume CLAIM, a claim holding \.\.\/models/);
+  });
+
+  const usage: [why: string, opts: K8sCliOptions, stderr: RegExp][] = [
+    [
+      'an unknown target',
+      { target: 'knative' },
+      /--target takes kubernetes or kserve \(got knative\)/,
+    ],
+    ['kserve without a storage URI', { target: 'kserve' }, /model `classifier`: no storage URI/],
+    [
+      'a flag of the other target',
+      { target: 'kserve', 'storage-uri': 's3://m', 'models-pvc': 'c' },
+      /--models-pvc is for --target kubernetes/,
+    ],
+    [
+      '--storage-uri for kubernetes',
+      { 'storage-uri': 's3://m' },
+      /--storage-uri is for --target kserve/,
+    ],
+    ['--auth-secret without auth', { 'auth-secret': 's' }, /the spec has no server\.auth/],
+  ];
+  for (const [why, opts, stderr] of usage) {
+    test(`exit 2: ${why}`, () => {
+      const r = k8sRun('specs/quickstart.yaml', opts);
+      assert.equal(r.code, 2, r.stdout);
+      assert.match(r.stderr, stderr);
+    });
+  }
+
+  test('through the real CLI, once cli.ts registers the flags', { skip: !CLI_HAS_TARGET }, () => {
+    const r = cli(
+      'k8s',
+      'specs/two-services.yaml',
+      '--target',
+      'kserve',
+      '--image',
+      'registry.example/ml/search:1.0',
+      '--storage-uri',
+      'pvc://bento-models/search',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, golden('two-services.kserve.yaml'));
+  });
+});
+
+describe("a KServe pod's command, run here on the ConfigMap's spec", () => {
+  test("the runtime's arguments and the InferenceService's, as KServe joins them", async () => {
+    const r = k8sRun('specs/quickstart.yaml', { target: 'kserve', 'storage-uri': 's3://m/q' });
+    assert.equal(r.code, 0, r.stderr);
+    const objects = parseAllDocuments(r.stdout).map((d) => d.toJS() as K8sObject);
+    const cm = objects.find((o): o is ConfigMap => o.kind === 'ConfigMap')!;
+    // What KServe's storage initializer put at /mnt/models: the models folder of the spec.
+    const file = join(tmp, 'kserve-pod.yaml');
+    writeFileSync(
+      file,
+      cm.data['bentofile.yaml']!.replaceAll('/mnt/models/', join(ROOT, 'specs/models/')),
+    );
+    const runtime = objects.find((o): o is ServingRuntime => o.kind === 'ServingRuntime')!;
+    const isvc = objects.find((o): o is InferenceService => o.kind === 'InferenceService')!;
+    const args = [...runtime.spec.containers[0]!.args!, ...isvc.spec.predictor.model.args].map(
+      (a) =>
+        a === '/etc/bento/bentofile.yaml'
+          ? file
+          : a === '0.0.0.0'
+            ? '127.0.0.1'
+            : a === '8081'
+              ? '0'
+              : a,
+    );
+    assert.deepEqual(args.slice(-2), ['--service', 'api']);
+    const srv = await startCli(args);
+    try {
+      const probes = runtime.spec.containers[0]!;
+      for (const p of [probes.livenessProbe!, probes.readinessProbe!]) {
+        assert.equal((await get(`${srv.url}${p.httpGet.path}`)).status, 200, p.httpGet.path);
+      }
+      assert.equal((await get(`${srv.url}/v2/models/classifier/ready`)).status, 200);
+    } finally {
+      assert.equal(await srv.stop(), 0, srv.log());
+    }
   });
 });
 

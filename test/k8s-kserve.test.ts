@@ -286,7 +286,7 @@ describe('KServe: what cannot work', () => {
     assert.match(e.message, /models\.NAME\.storage_uri/);
   });
 
-  test("a service whose models need two storage URIs: an InferenceService downloads one", () => {
+  test('a service whose models need two storage URIs: an InferenceService downloads one', () => {
     const spec = makeSpec(one);
     const split = {
       ...spec,
@@ -311,13 +311,26 @@ describe('KServe: what cannot work', () => {
     const same = {
       ...spec,
       models: {
-        a: { ...spec.models.a!, path: '/srv/specs/a/model.onnx', declaredPath: 'a/model.onnx', storageUri: 's3://x' },
-        b: { ...spec.models.b!, path: '/srv/specs/b/model.onnx', declaredPath: 'b/model.onnx', storageUri: 's3://x' },
+        a: {
+          ...spec.models.a!,
+          path: '/srv/specs/a/model.onnx',
+          declaredPath: 'a/model.onnx',
+          storageUri: 's3://x',
+        },
+        b: {
+          ...spec.models.b!,
+          path: '/srv/specs/b/model.onnx',
+          declaredPath: 'b/model.onnx',
+          storageUri: 's3://x',
+        },
       },
     };
     const e = k8sError(() => fromSpec(same));
     assert.deepEqual(codes(e), ['BENTO_ERR_K8S_MODEL_PATH']);
-    assert.match(e.message, /`a` \(a\/model\.onnx\) and `b` \(b\/model\.onnx\) .* \/mnt\/models\/model\.onnx/);
+    assert.match(
+      e.message,
+      /`a` \(a\/model\.onnx\) and `b` \(b\/model\.onnx\) .* \/mnt\/models\/model\.onnx/,
+    );
   });
 
   test("the other target's flags: each named, with what KServe takes instead", () => {
@@ -330,7 +343,11 @@ describe('KServe: what cannot work', () => {
         modelsVolume: { claim: 'models' },
       }),
     );
-    assert.deepEqual(codes(e), ['BENTO_ERR_K8S_OPTION', 'BENTO_ERR_K8S_OPTION', 'BENTO_ERR_K8S_OPTION']);
+    assert.deepEqual(codes(e), [
+      'BENTO_ERR_K8S_OPTION',
+      'BENTO_ERR_K8S_OPTION',
+      'BENTO_ERR_K8S_OPTION',
+    ]);
     assert.match(e.message, /--replicas is for --target kubernetes: .* services\.NAME\.scaling/);
     assert.match(e.message, /--models-pvc is for --target kubernetes: .* --storage-uri/);
     assert.match(e.message, /--models-volume is for --target kubernetes: .* pvc:\/\/CLAIM\/FOLDER/);
@@ -346,7 +363,10 @@ describe('KServe: what cannot work', () => {
   });
 
   test(`an InferenceService name over ${KSERVE_NAME_MAX} characters: Knative's revision names`, () => {
-    const spec = makeSpec({ name: 'n'.repeat(30), services: { ['s'.repeat(20)]: { models: ['m'] } } });
+    const spec = makeSpec({
+      name: 'n'.repeat(30),
+      services: { ['s'.repeat(20)]: { models: ['m'] } },
+    });
     const e = k8sError(() => fromSpec(spec, { storageUri: URI }));
     assert.deepEqual(codes(e), ['BENTO_ERR_K8S_NAME']);
     assert.match(e.message, /51 characters long; .* '-predictor-00001', which leaves at most 47/);
@@ -366,17 +386,23 @@ describe('KServe: every object is valid against its CRD', () => {
     const validate = crdValidator('InferenceService', 'v1beta1');
     const good = isvc(objects, 'search-embedder');
     assert.equal(validate(structuredClone(good)), true);
-    const misspelt = structuredClone(good) as unknown as { spec: { predictor: Record<string, unknown> } };
+    const misspelt = structuredClone(good) as unknown as {
+      spec: { predictor: Record<string, unknown> };
+    };
     misspelt.spec.predictor.minReplica = 1;
     assert.equal(validate(misspelt), false, 'an unknown field (strict field validation)');
-    const wrongType = structuredClone(good) as unknown as { spec: { predictor: Record<string, unknown> } };
+    const wrongType = structuredClone(good) as unknown as {
+      spec: { predictor: Record<string, unknown> };
+    };
     wrongType.spec.predictor.minReplicas = 'two';
     assert.equal(validate(wrongType), false);
     const noPredictor = structuredClone(good) as unknown as { spec: Record<string, unknown> };
     delete noPredictor.spec.predictor;
     assert.equal(validate(noPredictor), false);
     const runtimeValidate = crdValidator('ServingRuntime', 'v1alpha1');
-    const noContainers = structuredClone(runtime(objects)) as unknown as { spec: Record<string, unknown> };
+    const noContainers = structuredClone(runtime(objects)) as unknown as {
+      spec: Record<string, unknown>;
+    };
     delete noContainers.spec.containers;
     assert.equal(runtimeValidate(noContainers), false);
   });

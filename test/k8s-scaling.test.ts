@@ -92,9 +92,9 @@ const specText = (objects: K8sObject[]) =>
   (objects[0] as ConfigMap).data['bentofile.yaml'] ?? assert.fail('no spec in the ConfigMap');
 const pathsIn = (objects: K8sObject[]) =>
   Object.fromEntries(
-    Object.entries((parse(specText(objects)) as { models: Record<string, { path: string }> }).models).map(
-      ([k, v]) => [k, v.path],
-    ),
+    Object.entries(
+      (parse(specText(objects)) as { models: Record<string, { path: string }> }).models,
+    ).map(([k, v]) => [k, v.path]),
   );
 
 function k8sError(fn: () => unknown): K8sError {
@@ -108,7 +108,10 @@ function k8sError(fn: () => unknown): K8sError {
 }
 const codes = (e: K8sError): K8sErrorCode[] => e.problems.map((p) => p.code);
 
-const TWO: SpecInput = { name: 'x', services: { api: { models: ['m'] }, batch: { models: ['n'] } } };
+const TWO: SpecInput = {
+  name: 'x',
+  services: { api: { models: ['m'] }, batch: { models: ['n'] } },
+};
 
 describe('scaling: a HorizontalPodAutoscaler and a PodDisruptionBudget per scaled service', () => {
   const spec = scaled(TWO, { api: { minReplicas: 2, maxReplicas: 10, targetInFlight: 8 } });
@@ -164,7 +167,11 @@ describe('scaling: a HorizontalPodAutoscaler and a PodDisruptionBudget per scale
   });
 
   test('without target_in_flight: CPU utilisation of the CPU request', () => {
-    const cpu = scaled(TWO, { api: { minReplicas: 1, maxReplicas: 3, targetInFlight: null } }, { api: '2' });
+    const cpu = scaled(
+      TWO,
+      { api: { minReplicas: 1, maxReplicas: 3, targetInFlight: null } },
+      { api: '2' },
+    );
     assert.deepEqual(ofKind(build(cpu), 'HorizontalPodAutoscaler')[0]!.spec.metrics, [
       {
         type: 'Resource',
@@ -208,7 +215,12 @@ describe('scaling: a HorizontalPodAutoscaler and a PodDisruptionBudget per scale
     const objects = fromFile(PLATFORM, { modelsVolume: { claim: 'ml-models' } });
     const hpas = ofKind(objects, 'HorizontalPodAutoscaler');
     assert.deepEqual(
-      hpas.map((h) => [h.metadata.name, h.spec.minReplicas, h.spec.maxReplicas, h.spec.metrics[0]!.type]),
+      hpas.map((h) => [
+        h.metadata.name,
+        h.spec.minReplicas,
+        h.spec.maxReplicas,
+        h.spec.metrics[0]!.type,
+      ]),
       [
         ['platform-embedder', 2, 8, 'Pods'],
         ['platform-reranker', 1, 4, 'Resource'],
@@ -263,11 +275,18 @@ describe('models outside the spec folder, from PersistentVolumeClaims', () => {
 
   test('models.X.volume: each claim mounted once at /mnt/volumes/<claim>, every pod', () => {
     const spec = withModels(makeSpec(TWO), {
-      m: { path: '/elsewhere/m.onnx', declaredPath: '/elsewhere/m.onnx', volume: { claim: 'c', subPath: 'a/b' } },
+      m: {
+        path: '/elsewhere/m.onnx',
+        declaredPath: '/elsewhere/m.onnx',
+        volume: { claim: 'c', subPath: 'a/b' },
+      },
       n: { volume: { claim: 'c', subPath: null } },
     });
     const objects = build(spec);
-    assert.deepEqual(pathsIn(objects), { m: '/mnt/volumes/c/a/b/m.onnx', n: '/mnt/volumes/c/n.onnx' });
+    assert.deepEqual(pathsIn(objects), {
+      m: '/mnt/volumes/c/a/b/m.onnx',
+      n: '/mnt/volumes/c/n.onnx',
+    });
     for (const d of ofKind(objects, 'Deployment')) {
       assert.deepEqual(d.spec.template.spec.volumes.slice(1), [
         { name: 'model-claim-0', persistentVolumeClaim: { claimName: 'c', readOnly: true } },
@@ -294,8 +313,16 @@ describe('models outside the spec folder, from PersistentVolumeClaims', () => {
 
   test('two different files at one path in the pods: an error naming both', () => {
     const spec = withModels(makeSpec(TWO), {
-      m: { path: '/a/model.onnx', declaredPath: '/a/model.onnx', volume: { claim: 'c', subPath: null } },
-      n: { path: '/b/model.onnx', declaredPath: '/b/model.onnx', volume: { claim: 'c', subPath: null } },
+      m: {
+        path: '/a/model.onnx',
+        declaredPath: '/a/model.onnx',
+        volume: { claim: 'c', subPath: null },
+      },
+      n: {
+        path: '/b/model.onnx',
+        declaredPath: '/b/model.onnx',
+        volume: { claim: 'c', subPath: null },
+      },
     });
     const e = k8sError(() => build(spec));
     assert.deepEqual(codes(e), ['BENTO_ERR_K8S_MODEL_PATH']);
@@ -304,7 +331,9 @@ describe('models outside the spec folder, from PersistentVolumeClaims', () => {
 
   test('the Dockerfile copies only the models of the spec folder', () => {
     const spec = withModels(makeSpec(TWO), { n: { volume: { claim: 'c', subPath: null } } });
-    const text = buildDockerfile(spec, bundleSpec(spec, textOf(spec)), { bentoRunVersion: '0.1.0' });
+    const text = buildDockerfile(spec, bundleSpec(spec, textOf(spec)), {
+      bentoRunVersion: '0.1.0',
+    });
     assert.match(text, /^COPY \["models\/m\.onnx", "\/bento\/models\/m\.onnx"\]$/m);
     assert.doesNotMatch(text, /COPY \["models\/n\.onnx"/);
     assert.match(text, /# Not in the image: \/mnt\/volumes\/c\/n\.onnx \(n\)/);
@@ -359,10 +388,9 @@ describe('every object is valid for the Kubernetes API', () => {
   test('secured: tokens from a file, CPU autoscaling', () => checkAgainstApis(fromFile(SECURED)));
   test('a factory spec with everything at once', () => {
     const spec = withAuth(
-      withModels(
-        scaled(TWO, { api: { minReplicas: 1, maxReplicas: 2, targetInFlight: 4 } }),
-        { n: { path: '/srv/models/n.onnx', declaredPath: '../models/n.onnx' } },
-      ),
+      withModels(scaled(TWO, { api: { minReplicas: 1, maxReplicas: 2, targetInFlight: 4 } }), {
+        n: { path: '/srv/models/n.onnx', declaredPath: '../models/n.onnx' },
+      }),
       { tokensFile: '/srv/specs/t' },
     );
     checkAgainstApis(

@@ -334,7 +334,10 @@ describe('buildManifests: objects per service', () => {
         service: services(objects)[0]!.spec.ports.map((p) => `${p.name}:${p.port}`),
       };
     };
-    assert.deepEqual(at(9000), { container: ['http', 'grpc'], service: ['http:3000', 'grpc:9000'] });
+    assert.deepEqual(at(9000), {
+      container: ['http', 'grpc'],
+      service: ['http:3000', 'grpc:9000'],
+    });
     // Off, or a free port (which a pod cannot announce): REST only.
     assert.deepEqual(at(null), { container: ['http'], service: ['http:3000'] });
     assert.deepEqual(at(0), { container: ['http'], service: ['http:3000'] });
@@ -519,7 +522,7 @@ describe('buildManifests: the spec and the models in the pod', () => {
     const e = k8sError(() => bundleSpec(outside, textOf(spec)));
     assert.deepEqual(codes(e), ['BENTO_ERR_K8S_MODEL_OUTSIDE_FOLDER']);
     assert.match(e.message, /model `m`: \.\.\/shared\/m\.onnx is outside the spec's folder/);
-     assert.match(e.message, /--models-volume CLAIM, a claim holding \.\.\/shared/);
+    assert.match(e.message, /--models-volume CLAIM, a claim holding \.\.\/shared/);
     assert.match(e.message, /models\.m\.volume: CLAIM, a claim holding m\.onnx/);
   });
 

@@ -118,7 +118,8 @@ const PLAIN_SAFE = /^[A-Za-z0-9_./][A-Za-z0-9_./-]*$/;
  */
 export function bundleSpec(spec: Spec, specText: string, options: BundleOptions = {}): Bundle {
   const target = options.target ?? 'kubernetes';
-  const layout = target === 'kserve' ? kserveLayout(spec, options) : kubernetesLayout(spec, options);
+  const layout =
+    target === 'kserve' ? kserveLayout(spec, options) : kubernetesLayout(spec, options);
   const problems = [...layout.problems, ...collisions(spec, layout.placements, target)];
   if (problems.length > 0) throw new K8sError(problems);
   const files = new Map<string, { models: string[]; source: string; placement: Placement }>();
@@ -195,7 +196,8 @@ function kubernetesLayout(spec: Spec, options: BundleOptions): Layout {
     }
     const rel = relativeInside(spec, model);
     if (rel === null) outside.push(model);
-    else placements.set(model.name, { target: `${BUNDLE_ROOT}/${rel}`, origin: { kind: 'folder' } });
+    else
+      placements.set(model.name, { target: `${BUNDLE_ROOT}/${rel}`, origin: { kind: 'folder' } });
   }
   const claims = [...byClaim.values()];
   const volume = options.modelsVolume;

@@ -151,7 +151,9 @@ function runK8s(files: string[], opts: K8sCliOptions, io: CliIO): number {
   if (auth !== null) {
     const secret = options.authSecret ?? `${spec.name}-auth`;
     const from =
-      'tokensEnv' in auth ? '--from-literal=tokens=TOKEN1,TOKEN2' : '--from-file=tokens=TOKENS_FILE';
+      'tokensEnv' in auth
+        ? '--from-literal=tokens=TOKEN1,TOKEN2'
+        : '--from-file=tokens=TOKENS_FILE';
     io.stderr(
       `bento-run: note: the pods read server.auth's tokens from the Secret ${secret} (key tokens); ` +
         `create it first: kubectl create secret generic ${secret} ${from}` +
@@ -173,7 +175,10 @@ function runK8s(files: string[], opts: K8sCliOptions, io: CliIO): number {
 
 function runDockerfile(files: string[], opts: K8sCliOptions, io: CliIO): number {
   const file = oneSpec(files, 'dockerfile', DOCKERFILE_USAGE);
-  const { spec, warnings } = loadSpec(file);
+  const loaded = loadSpec(file, { checkFiles: false });
+  // The image holds the models of the spec's folder; those of models.X.volume stay in the claims.
+  const inVolumes = Object.values(loaded.spec.models).some((m) => m.volume !== null);
+  const { spec, warnings } = inVolumes ? loaded : loadSpec(file);
   for (const w of warnings) io.stderr(`${formatDiagnostic(w)}\n`);
   const bundle = bundleSpec(spec, readFileSync(file, 'utf8'));
   const text = buildDockerfile(spec, bundle, { bentoRunVersion: packageVersion() });
@@ -255,7 +260,9 @@ function claimRef(value: string): { claim: string; subPath?: string } {
   const slash = value.indexOf('/');
   if (slash < 0) return { claim: value };
   const subPath = value.slice(slash + 1).replace(/\/+$/, '');
-  return subPath === '' ? { claim: value.slice(0, slash) } : { claim: value.slice(0, slash), subPath };
+  return subPath === ''
+    ? { claim: value.slice(0, slash) }
+    : { claim: value.slice(0, slash), subPath };
 }
 
 function modelsSource(opts: K8sCliOptions): ModelsSource {

@@ -67,7 +67,9 @@ export function buildDockerfile(spec: Spec, bundle: Bundle, opts: DockerfileOpti
       .map((f) => `COPY ${execForm([f.source, f.target])}`),
     ...bundle.files
       .filter((f) => f.origin.kind !== 'folder')
-      .map((f) => `# Not in the image: ${f.target} (${f.models.join(', ')}), from models.NAME.volume.`),
+      .map(
+        (f) => `# Not in the image: ${f.target} (${f.models.join(', ')}), from models.NAME.volume.`,
+      ),
     '# The spec, its model paths pointing there (in Kubernetes a ConfigMap mounts the same file).',
     ...heredoc(bundle.specText, SPEC_PATH),
     '',

@@ -26,8 +26,8 @@ import {
   nodeSelectorOf,
   type ObjectNames,
   PORT_NAME,
-  PROBES,
   type PodWiring,
+  PROBES,
   probe,
   type ResolvedManifestOptions,
   RUN_AS,
@@ -78,7 +78,9 @@ export function kubernetesObjects(
 /** Scaling on CPU utilisation needs a CPU request to measure it against. */
 export function kubernetesProblems(spec: Spec, opts: ResolvedManifestOptions): K8sProblem[] {
   return opts.services
-    .filter((s) => s.scaling !== null && s.scaling.targetInFlight === null && s.resources.cpu === null)
+    .filter(
+      (s) => s.scaling !== null && s.scaling.targetInFlight === null && s.resources.cpu === null,
+    )
     .map((s) => ({
       code: 'BENTO_ERR_K8S_SCALING',
       message:
@@ -123,7 +125,9 @@ function containerPorts(spec: Spec): ContainerPort[] {
   const grpc = grpcContainerPort(spec);
   return [
     { name: PORT_NAME, containerPort: containerPort(spec), protocol: 'TCP' },
-    ...(grpc === null ? [] : [{ name: GRPC_PORT_NAME, containerPort: grpc, protocol: 'TCP' as const }]),
+    ...(grpc === null
+      ? []
+      : [{ name: GRPC_PORT_NAME, containerPort: grpc, protocol: 'TCP' as const }]),
   ];
 }
 

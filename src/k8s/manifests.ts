@@ -48,8 +48,8 @@ export {
   type ObjectNames,
   PORT_NAME,
   PROBES,
-  RUN_AS,
   type ResolvedManifestOptions,
+  RUN_AS,
   SPEC_DIGEST_ANNOTATION,
   selectorLabels,
 } from './pod.js';
@@ -145,10 +145,13 @@ export function resolveManifestOptions(
   if (models.kind === 'models-image' && (models.image === '' || /\s/.test(models.image))) {
     option(`--models-image: \`${models.image}\` is not an image reference`);
   }
-  if (options.modelsVolume !== undefined) checkClaim(options.modelsVolume, '--models-volume', option);
+  if (options.modelsVolume !== undefined)
+    checkClaim(options.modelsVolume, '--models-volume', option);
   const uri = options.storageUri;
   if (uri !== undefined && !STORAGE_URI.test(uri)) {
-    option(`--storage-uri: \`${uri}\` is not a storage URI (s3://BUCKET/FOLDER, gs://..., pvc://CLAIM/FOLDER)`);
+    option(
+      `--storage-uri: \`${uri}\` is not a storage URI (s3://BUCKET/FOLDER, gs://..., pvc://CLAIM/FOLDER)`,
+    );
   }
   for (const message of targetMismatches(target, options)) option(message);
   const authSecret = resolveAuthSecret(spec, options, option);

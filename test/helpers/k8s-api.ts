@@ -92,7 +92,10 @@ function strict(schema: unknown): unknown {
   if (schema === null || typeof schema !== 'object') return schema;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(schema)) {
-    out[k] = k === 'properties' ? Object.fromEntries(Object.entries(v).map(([p, s]) => [p, strict(s)])) : strict(v);
+    out[k] =
+      k === 'properties'
+        ? Object.fromEntries(Object.entries(v).map(([p, s]) => [p, strict(s)]))
+        : strict(v);
   }
   if (
     'properties' in out &&
@@ -110,7 +113,16 @@ export function crdValidator(kind: keyof typeof CRD_FILES, version: string): Val
   const known = compiled.get(key);
   if (known) return known;
   const crd = parseAllDocuments(readFileSync(join(CRDS, CRD_FILES[kind]), 'utf8'))
-    .map((d) => d.toJS() as { kind?: string; spec?: { names: { kind: string }; versions: { name: string; schema: { openAPIV3Schema: object } }[] } })
+    .map(
+      (d) =>
+        d.toJS() as {
+          kind?: string;
+          spec?: {
+            names: { kind: string };
+            versions: { name: string; schema: { openAPIV3Schema: object } }[];
+          };
+        },
+    )
     .find((d) => d?.kind === 'CustomResourceDefinition' && d.spec?.names.kind === kind);
   const served = crd?.spec?.versions.find((v) => v.name === version);
   assert.ok(served, `no ${kind} ${version} in ${CRD_FILES[kind]}`);
@@ -126,7 +138,9 @@ function validateCrd(o: ServingRuntime | InferenceService): void {
   const version = o.apiVersion.split('/')[1]!;
   const validate = crdValidator(o.kind, version);
   if (!validate(structuredClone(o))) {
-    const errors = (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message} ${JSON.stringify(e.params)}`);
+    const errors = (validate.errors ?? []).map(
+      (e) => `${e.instancePath} ${e.message} ${JSON.stringify(e.params)}`,
+    );
     assert.fail(`${o.kind}/${o.metadata.name} does not fit KServe's CRD:\n${errors.join('\n')}`);
   }
 }
@@ -136,17 +150,23 @@ export function validateObject(o: K8sObject): void {
   switch (o.kind) {
     case 'ServingRuntime':
     case 'InferenceService':
-      return validateCrd(o);
+      validateCrd(o);
+      break;
     case 'Deployment':
-      return new DeploymentModel(asApi(o) as IDeployment).validate();
+      new DeploymentModel(asApi(o) as IDeployment).validate();
+      break;
     case 'Service':
-      return new ServiceModel(asApi(o) as IService).validate();
+      new ServiceModel(asApi(o) as IService).validate();
+      break;
     case 'ConfigMap':
-      return new ConfigMapModel(asApi(o) as IConfigMap).validate();
+      new ConfigMapModel(asApi(o) as IConfigMap).validate();
+      break;
     case 'HorizontalPodAutoscaler':
-      return new HpaModel(asApi(o) as IHorizontalPodAutoscaler).validate();
+      new HpaModel(asApi(o) as IHorizontalPodAutoscaler).validate();
+      break;
     case 'PodDisruptionBudget':
-      return new PdbModel(asApi(o) as IPodDisruptionBudget).validate();
+      new PdbModel(asApi(o) as IPodDisruptionBudget).validate();
+      break;
   }
 }
 
@@ -172,7 +192,8 @@ function checkContainers(containers: readonly Container[], volumes: readonly Vol
     const ports = new Set((c.ports ?? []).flatMap((p) => [p.name, String(p.containerPort)]));
     for (const p of c.ports ?? []) assert.ok(p.name.length <= 15, `port name ${p.name}`);
     for (const probe of [c.startupProbe, c.livenessProbe, c.readinessProbe]) {
-      if (probe) assert.ok(ports.has(String(probe.httpGet.port)), `probe port ${probe.httpGet.port}`);
+      if (probe)
+        assert.ok(ports.has(String(probe.httpGet.port)), `probe port ${probe.httpGet.port}`);
     }
     for (const e of c.env ?? []) assert.match(e.name, /^[A-Za-z_][A-Za-z0-9_]*$/);
   }
@@ -186,8 +207,10 @@ export function checkReferences(objects: readonly K8sObject[]): void {
     assert.equal(dns1123LabelProblem(o.metadata.name), null, o.metadata.name);
     checkLabels(o.metadata.labels ?? {});
   }
-  const configMapNamed = (v: Volume) => !('configMap' in v) || v.configMap.name === cm[0]!.metadata.name;
-  for (const s of ofKind(objects, 'Service')) assert.equal(dns1035LabelProblem(s.metadata.name), null);
+  const configMapNamed = (v: Volume) =>
+    !('configMap' in v) || v.configMap.name === cm[0]!.metadata.name;
+  for (const s of ofKind(objects, 'Service'))
+    assert.equal(dns1035LabelProblem(s.metadata.name), null);
   const deploymentsByName = new Map(ofKind(objects, 'Deployment').map((d) => [d.metadata.name, d]));
   for (const d of deploymentsByName.values()) {
     const pod = d.spec.template.spec;
@@ -220,12 +243,17 @@ export function checkReferences(objects: readonly K8sObject[]): void {
     assert.ok(r.spec.volumes.every(configMapNamed));
   }
   for (const i of ofKind(objects, 'InferenceService')) {
-    assert.equal(dns1035LabelProblem(i.metadata.name), null, 'an InferenceService name is a DNS-1035 label');
+    assert.equal(
+      dns1035LabelProblem(i.metadata.name),
+      null,
+      'an InferenceService name is a DNS-1035 label',
+    );
     const runtime = runtimes.find((r) => r.metadata.name === i.spec.predictor.model.runtime);
     assert.ok(runtime, `the runtime of ${i.metadata.name} is among the objects`);
     const format = i.spec.predictor.model.modelFormat.name;
     assert.ok(runtime.spec.supportedModelFormats.some((f) => f.name === format));
-    for (const k of Object.keys(i.spec.predictor.annotations)) assert.equal(labelKeyProblem(k), null, k);
+    for (const k of Object.keys(i.spec.predictor.annotations))
+      assert.equal(labelKeyProblem(k), null, k);
   }
 }
 

@@ -14,7 +14,7 @@ import {
 } from '@grpc/grpc-js';
 import type { Call, InferenceCore } from '../../core/inference.js';
 import { modelConfig } from '../../core/triton.js';
-import { HttpError, InferenceError } from '../../errors.js';
+import { BentoError, HttpError, InferenceError } from '../../errors.js';
 import {
   inferenceServiceDefinition,
   type ModelInferRequest,
@@ -204,10 +204,16 @@ function openHandlers(core: InferenceCore): Record<string, Handler> {
   return {
     ServerLive: () => ({ live: true }),
     ServerReady: () => ({ ready: core.ready() }),
+    // An unknown model or version is not ready, not an error: Triton answers so, and
+    // tritonclient's is_model_ready() then returns False rather than raising.
     ModelReady: (call) => {
       const req = requestOf<ModelRequest>(call);
-      const m = modelAt(core, req.name, req.version);
-      return { ready: core.modelReady(m.name) };
+      try {
+        return { ready: core.modelReady(modelAt(core, req.name, req.version).name) };
+      } catch (e) {
+        if (e instanceof BentoError && e.kind === 'NOT_FOUND') return { ready: false };
+        throw e;
+      }
     },
   };
 }
