@@ -116,10 +116,14 @@ services:
   });
 }
 
-/** The server process's CPU time (user + system, every thread) in ms; NaN off Linux. */
+/**
+ * CPU time (user + system, ms) of the server's main thread, which runs both frontends (decoding,
+ * encoding, HTTP/1.1 and HTTP/2) and nothing that differs between them; NaN off Linux. Worker
+ * threads are left out: their spinning and the runs themselves are the same for every protocol.
+ */
 function cpuMs(pid: number | undefined): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
   } catch {
@@ -131,13 +135,13 @@ function cpuMs(pid: number | undefined): number {
 const CLOCK_TICKS = 100;
 
 interface Measured extends LoadResult {
-  /** The server's CPU time per answered request, in µs: what the protocol costs it. */
+  /** The server main thread's CPU time per answered request, in µs: what the protocol costs. */
   readonly cpuUsPerRequest: number;
 }
 
 /**
  * Runs a load process; the server's CPU time is read over the measured window (from the end
- * of the warm-up), which throughput figures on a shared machine are not robust to.
+ * of the warm-up), a figure less sensitive than throughput to other load on a shared machine.
  */
 function runLoad(
   script: string,
@@ -183,8 +187,8 @@ export async function protocolComparison(
   opts: ProtocolBenchOptions,
 ): Promise<string> {
   const out = [
-    '## gRPC vs REST binary vs REST JSON\n',
-    "One bento-run serving both frontends (adaptive batching, one worker, one intra-op thread); the same input as a gRPC ModelInferRequest with raw contents (one HTTP/2 channel, as tritonclient.grpc), as REST with binary tensors both ways, and as REST JSON. Cells: req/s (p50 / p99 ms) and the server process's CPU time per request (every thread, µs: robust to other load on the machine, where throughput is not).\n",
+    '\n## gRPC vs REST binary vs REST JSON\n',
+    "One bento-run serving both frontends (adaptive batching, one worker, one intra-op thread); the same input as a gRPC ModelInferRequest with raw contents (one HTTP/2 channel, as tritonclient.grpc), as REST with binary tensors both ways, and as REST JSON. Cells: req/s (p50 / p99 ms) and the CPU time of the server's main thread (which runs both frontends) per request, in µs: less sensitive than throughput to other load on the machine.\n",
   ];
   for (const m of models) {
     const { url, grpc, child } = await startBento(m, opts.dir);
@@ -217,7 +221,7 @@ export async function protocolComparison(
                 );
           results.set(`${protocol} ${concurrency}`, result);
           console.error(
-            `${m.key} ${protocol} c=${concurrency}: ${fmt(result.rps, 0)} req/s p50 ${fmt(result.p50Ms, 3)} ms p99 ${fmt(result.p99Ms, 3)} ms, server CPU ${fmt(result.cpuUsPerRequest, 0)} µs/req, errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`,
+            `${m.key} ${protocol} c=${concurrency}: ${fmt(result.rps, 0)} req/s p50 ${fmt(result.p50Ms, 3)} ms p99 ${fmt(result.p99Ms, 3)} ms, main thread ${fmt(result.cpuUsPerRequest, 0)} µs/req, errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`,
           );
         }
       }

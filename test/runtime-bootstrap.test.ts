@@ -1,4 +1,3 @@
-import { crashWorker } from './fixtures/worker-switches.js';
 // Piscina stops replacing a pool's threads for good once one dies before it is ready. The
 // runtime then starts a new pool for the same slot: a worker always comes back on its device.
 import assert from 'node:assert/strict';
@@ -6,6 +5,7 @@ import { EventEmitter, once } from 'node:events';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { RuntimeEvents } from '../src/runtime/pool.js';
+import { crashWorker } from './fixtures/worker-switches.js';
 import { type InProcessServer, post, ROOT, startInProcess } from './helpers/server.js';
 
 const events = new EventEmitter<RuntimeEvents>();

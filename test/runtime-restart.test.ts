@@ -1,4 +1,3 @@
-import { crashWorker } from './fixtures/worker-switches.js';
 // A worker thread that dies is replaced on the same slot and device and reloads its sessions,
 // also when it is killed mid-load; the requests it held fail with a 5xx, the rest keep flowing.
 // In-process, so the runtime's own events say when a worker is back (no polling for those).
@@ -8,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { PlannedWorker } from '../src/plan/types.js';
 import type { RuntimeEvents, WorkerStatus } from '../src/runtime/pool.js';
+import { crashWorker } from './fixtures/worker-switches.js';
 import {
   get,
   type InProcessServer,

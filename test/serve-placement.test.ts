@@ -268,9 +268,12 @@ describe('a GPU plan without the CUDA provider', {
   skip: cudaProviderStatus().installed && 'this onnxruntime-node has its CUDA provider',
 }, () => {
   test('serve exits 1 before any worker starts, saying how to get the provider or use --cpu', async () => {
-    const { code, output } = await runCli([join('specs', 'multi-gpu.yaml'), '--port', '0', '--grpc-port', '0'], {
-      env: fake.env(childEnv()),
-    });
+    const { code, output } = await runCli(
+      [join('specs', 'multi-gpu.yaml'), '--port', '0', '--grpc-port', '0'],
+      {
+        env: fake.env(childEnv()),
+      },
+    );
     assert.equal(code, 1, output);
     assert.match(output, /model `model1` \(service `multi_gpu`\) on cuda:0/);
     assert.match(output, /no CUDA provider/);

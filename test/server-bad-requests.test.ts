@@ -352,7 +352,8 @@ test('bad requests: each gets its 4xx and a JSON error naming the problem, and n
     assert.match(res.headers.get('content-type') ?? '', /application\/json/, c.what);
     assert.equal(typeof res.body?.error, 'string', `${c.what}: ${res.text}`);
     assert.match(res.body.error, c.error, c.what);
-    if (c.status === 405) assert.equal(res.headers.get('allow'), c.method === 'GET' ? 'POST' : 'GET');
+    if (c.status === 405)
+      assert.equal(res.headers.get('allow'), c.method === 'GET' ? 'POST' : 'GET');
   }
   const workers = srv.runtime.workers();
   assert.equal(

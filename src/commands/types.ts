@@ -36,6 +36,10 @@ export interface Options {
   'node-selector'?: string[];
   'models-pvc'?: string;
   'models-image'?: string;
+  target?: string;
+  'storage-uri'?: string;
+  'models-volume'?: string;
+  'auth-secret'?: string;
 }
 
 /** Not flags but code: what a test entry (test/fixtures/bento-run-fixture.ts) passes to `main()`. */

@@ -58,6 +58,174 @@ function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
+/** Concurrency slots per service, the in-flight count, and the drain. */
+function createAdmission(services: ReadonlyMap<string, PlannedService>, metrics: Metrics) {
+  const busy = new Map<string, number>();
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+  const admission = {
+    draining: false,
+    /** A slot of `service`, or OVERLOADED. */
+    take(name: string): void {
+      const service = services.get(name)!;
+      const n = busy.get(name) ?? 0;
+      if (n >= service.maxConcurrency) {
+        throw new InferenceError(
+          'BENTO_ERR_INFER_OVERLOADED',
+          `service \`${name}\` is at its limit of ${service.maxConcurrency} requests in flight (traffic.max_concurrency); retry later`,
+        );
+      }
+      busy.set(name, n + 1);
+      metrics.inFlight.inc({ service: name });
+      admission.enter();
+    },
+    release(name: string): void {
+      busy.set(name, (busy.get(name) ?? 1) - 1);
+      metrics.inFlight.dec({ service: name });
+      admission.leave();
+    },
+    enter(): void {
+      inFlight++;
+    },
+    leave(): void {
+      inFlight--;
+      if (inFlight === 0) drained?.();
+    },
+    drain(): Promise<void> {
+      admission.draining = true;
+      return new Promise<void>((resolve) => {
+        drained = resolve;
+        if (inFlight === 0) resolve();
+      });
+    },
+  };
+  return admission;
+}
+
+type Admission = ReturnType<typeof createAdmission>;
+
+interface CallSpec<R extends { readonly inferMs: number }> {
+  readonly info: ModelInfo;
+  readonly timeoutS: number;
+  readonly started: number;
+  readonly metrics: Metrics;
+  readonly stats: Stats;
+  /** Runs the decoded request under the deadline's signal. */
+  execute(request: InferRequest, signal: AbortSignal): Promise<R>;
+  result(r: R): RuntimeInferResult;
+  /** Called once the frontend answered and the work (if any) has ended. */
+  done(): void;
+}
+
+/**
+ * One admitted request: its deadline, its run, and its accounting when the frontend answers.
+ * Work a worker already runs keeps its slot until it ends (`done` waits for it): a worker's
+ * backlog never exceeds max_concurrency, however many requests time out.
+ */
+function createCall<R extends { readonly inferMs: number }>(spec: CallSpec<R>): Call {
+  const { info, metrics, stats } = spec;
+  const deadline = new AbortController();
+  const timer = setTimeout(
+    () => deadline.abort(timeoutError(info.name, spec.timeoutS)),
+    spec.timeoutS * 1000,
+  );
+  let work: Promise<unknown> | null = null;
+  let result: RuntimeInferResult | null = null;
+  let decodeMs = 0;
+  let rows = 1;
+  let ended = false;
+  return {
+    model: info,
+    signal: deadline.signal,
+    run(request, decode = 0) {
+      decodeMs = decode;
+      rows = Object.values(request.inputs)[0]?.dims[0] ?? 1;
+      // A check that throws at once (more rows than max_batch_size) rejects like the rest.
+      const p = new Promise<R>((resolve) => resolve(spec.execute(request, deadline.signal))).then(
+        (r) => spec.result(r),
+      );
+      work = p.then(
+        (r) => {
+          result = r;
+        },
+        () => undefined,
+      );
+      return raceAbort(p, deadline.signal);
+    },
+    end(status, encodeMs = 0) {
+      if (ended) return;
+      ended = true;
+      clearTimeout(timer);
+      const totalMs = performance.now() - spec.started;
+      metrics.requests.inc({ model: info.name, status: String(status) });
+      metrics.requestSeconds.observe({ model: info.name }, totalMs / 1000);
+      const r = result as RuntimeInferResult | null;
+      if (status === 200 && r) {
+        if (r.worker >= 0) observe(metrics, info.name, r);
+        stats.success(info.name, {
+          rows,
+          batchRows: r.batchRows ?? rows,
+          totalMs,
+          queueMs: r.queueMs ?? 0,
+          inputMs: decodeMs,
+          inferMs: r.inferMs,
+          outputMs: encodeMs,
+        });
+      } else stats.fail(info.name, totalMs);
+      if (work) void work.then(spec.done);
+      else spec.done();
+    },
+  };
+}
+
+/**
+ * One step of an admitted pipeline request, as a request of its model: it takes a slot of
+ * the model's service (OVERLOADED when none is free), runs on the runtime under the
+ * pipeline's deadline, and counts in the model's metrics and statistics. Not refused while
+ * draining: the pipeline request was accepted.
+ */
+async function runStep(
+  deps: {
+    readonly runtime: Runtime;
+    readonly admission: Admission;
+    readonly metrics: Metrics;
+    readonly stats: Stats;
+  },
+  pipeline: string,
+  step: PipelineStepSpec,
+  inputs: Record<string, WireTensor>,
+  outputs: string[],
+  signal: AbortSignal,
+): Promise<RuntimeInferResult> {
+  const { runtime, admission, metrics, stats } = deps;
+  admission.take(step.service);
+  const started = performance.now();
+  const rows = Object.values(inputs)[0]?.dims[0] ?? 1;
+  const p = runtime.infer(step.model, inputs, outputs, signal);
+  // The slot is held until the worker is done, as for a model's request that timed out.
+  const free = () => admission.release(step.service);
+  void p.then(free, free);
+  try {
+    const r = await raceAbort(p, signal);
+    const ms = performance.now() - started;
+    observe(metrics, step.model, r);
+    metrics.pipelineStepSeconds.observe({ pipeline, step: step.name }, ms / 1000);
+    stats.success(step.model, {
+      rows,
+      batchRows: r.batchRows ?? rows,
+      totalMs: ms,
+      queueMs: r.queueMs ?? 0,
+      inputMs: 0,
+      inferMs: r.inferMs,
+      outputMs: 0,
+    });
+    return r;
+  } catch (e) {
+    stats.fail(step.model, performance.now() - started);
+    throw e;
+  }
+}
+
 export function createInferenceCore(runtime: Runtime): InferenceCore {
   const metrics = createMetrics(runtime);
   const pipelines = servedPipelines(runtime.plan, runtime.models);
@@ -66,10 +234,7 @@ export function createInferenceCore(runtime: Runtime): InferenceCore {
     ...[...pipelines.values()].map((p) => p.info),
   ]);
   const services = new Map(runtime.plan.services.map((s) => [s.name, s]));
-  const busy = new Map<string, number>();
-  let inFlight = 0;
-  let draining = false;
-  let drained: (() => void) | undefined;
+  const admission = createAdmission(services, metrics);
 
   function model(name: string): ModelInfo {
     const m = runtime.models.get(name) ?? pipelines.get(name)?.info;
@@ -83,85 +248,13 @@ export function createInferenceCore(runtime: Runtime): InferenceCore {
   /** Every step's model has a ready worker. */
   const pipelineReady = (p: ServedPipeline) => p.models.every((m) => runtime.modelReady(m));
 
-  function admit(m: ModelInfo, service: PlannedService): void {
-    if (draining || !runtime.modelReady(m.name)) {
-      throw new InferenceError(
-        'BENTO_ERR_INFER_NOT_READY',
-        draining
-          ? 'the server is shutting down'
-          : `no worker holding model \`${m.name}\` is ready (loading or reloading)`,
-      );
-    }
-    const n = busy.get(service.name) ?? 0;
-    if (n >= service.maxConcurrency) {
-      throw new InferenceError(
-        'BENTO_ERR_INFER_OVERLOADED',
-        `service \`${service.name}\` is at its limit of ${service.maxConcurrency} requests in flight (traffic.max_concurrency); retry later`,
-      );
-    }
-    busy.set(service.name, n + 1);
-    inFlight++;
-    metrics.inFlight.inc({ service: service.name });
-  }
-
-  function release(service: PlannedService): void {
-    busy.set(service.name, (busy.get(service.name) ?? 1) - 1);
-    inFlight--;
-    metrics.inFlight.dec({ service: service.name });
-    if (inFlight === 0) drained?.();
-  }
-
-  /**
-   * One step of an admitted pipeline request, as a request of its model: it takes a slot of
-   * the model's service (OVERLOADED when none is free), runs on the runtime under the
-   * pipeline's deadline, and counts in the model's metrics and statistics. Not refused while
-   * draining: the pipeline request was accepted.
-   */
-  async function runStep(
-    pipeline: string,
-    step: PipelineStepSpec,
-    inputs: Record<string, WireTensor>,
-    outputs: string[],
-    signal: AbortSignal,
-  ): Promise<RuntimeInferResult> {
-    const service = services.get(step.service)!;
-    const n = busy.get(service.name) ?? 0;
-    if (n >= service.maxConcurrency) {
-      throw new InferenceError(
-        'BENTO_ERR_INFER_OVERLOADED',
-        `service \`${service.name}\` is at its limit of ${service.maxConcurrency} requests in flight (traffic.max_concurrency); retry later`,
-      );
-    }
-    busy.set(service.name, n + 1);
-    inFlight++;
-    metrics.inFlight.inc({ service: service.name });
-    const started = performance.now();
-    const rows = Object.values(inputs)[0]?.dims[0] ?? 1;
-    const p = runtime.infer(step.model, inputs, outputs, signal);
-    // The slot is held until the worker is done, as for a model's request that timed out.
-    void p.then(
-      () => release(service),
-      () => release(service),
+  function notReady(what: string, model: string): InferenceError {
+    return new InferenceError(
+      'BENTO_ERR_INFER_NOT_READY',
+      admission.draining
+        ? 'the server is shutting down'
+        : `${what}no worker holding model \`${model}\` is ready (loading or reloading)`,
     );
-    try {
-      const r = await raceAbort(p, signal);
-      const ms = performance.now() - started;
-      observe(metrics, step.model, r);
-      metrics.pipelineStepSeconds.observe({ pipeline, step: step.name }, ms / 1000);
-      stats.success(step.model, {
-        rows,
-        batchRows: r.batchRows ?? rows,
-        totalMs: ms,
-        queueMs: r.queueMs ?? 0,
-        inputMs: 0,
-        inferMs: r.inferMs,
-        outputMs: 0,
-      });
-      return r;
-    } catch (e) {
-      stats.fail(step.model, performance.now() - started);
-      throw e;
-    }
   }
 
   /**
@@ -171,75 +264,29 @@ export function createInferenceCore(runtime: Runtime): InferenceCore {
    */
   function beginPipeline(p: ServedPipeline, started: number): Call {
     const name = p.info.name;
-    if (draining || !pipelineReady(p)) {
-      const missing = p.models.find((m) => !runtime.modelReady(m));
-      throw new InferenceError(
-        'BENTO_ERR_INFER_NOT_READY',
-        draining
-          ? 'the server is shutting down'
-          : `pipeline \`${name}\`: no worker holding model \`${missing}\` is ready (loading or reloading)`,
-      );
+    if (admission.draining || !pipelineReady(p)) {
+      throw notReady(`pipeline \`${name}\`: `, p.models.find((m) => !runtime.modelReady(m)) ?? '');
     }
-    inFlight++;
-    const timeoutS = Math.max(...p.services.map((s) => services.get(s)!.timeoutS));
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(timeoutError(name, timeoutS)), timeoutS * 1000);
-    let work: Promise<unknown> | null = null;
-    let result: { inferMs: number } | null = null;
-    let decodeMs = 0;
-    let rows = 1;
-    let ended = false;
-    return {
-      model: p.info,
-      signal: deadline.signal,
-      run(request, decode = 0) {
-        decodeMs = decode;
-        rows = Object.values(request.inputs)[0]?.dims[0] ?? 1;
-        const signal = deadline.signal;
-        const run = runPipeline(p, request, (step, inputs, outputs) =>
-          runStep(name, step, inputs, outputs, signal),
-        );
-        work = run.then(
-          (r) => {
-            result = r;
-          },
-          () => undefined,
-        );
-        return run.then((r) => ({
-          outputs: r.outputs,
-          inferMs: r.inferMs,
-          service: '',
-          worker: -1,
-          device: 'cpu' as const,
-        }));
-      },
-      end(status, encodeMs = 0) {
-        if (ended) return;
-        ended = true;
-        clearTimeout(timer);
-        const totalMs = performance.now() - started;
-        metrics.requests.inc({ model: name, status: String(status) });
-        metrics.requestSeconds.observe({ model: name }, totalMs / 1000);
-        const r = result as { inferMs: number } | null;
-        if (status === 200 && r) {
-          stats.success(name, {
-            rows,
-            batchRows: rows,
-            totalMs,
-            queueMs: 0,
-            inputMs: decodeMs,
-            inferMs: r.inferMs,
-            outputMs: encodeMs,
-          });
-        } else stats.fail(name, totalMs);
-        const done = () => {
-          inFlight--;
-          if (inFlight === 0) drained?.();
-        };
-        if (work) void work.then(done);
-        else done();
-      },
-    };
+    admission.enter();
+    return createCall({
+      info: p.info,
+      timeoutS: Math.max(...p.services.map((s) => services.get(s)!.timeoutS)),
+      started,
+      metrics,
+      stats,
+      execute: (request, signal) =>
+        runPipeline(p, request, (step, inputs, outputs) =>
+          runStep({ runtime, admission, metrics, stats }, name, step, inputs, outputs, signal),
+        ),
+      result: (r) => ({
+        outputs: r.outputs,
+        inferMs: r.inferMs,
+        service: '',
+        worker: -1,
+        device: 'cpu',
+      }),
+      done: () => admission.leave(),
+    });
   }
 
   function begin(name: string): Call {
@@ -247,65 +294,26 @@ export function createInferenceCore(runtime: Runtime): InferenceCore {
     const pipeline = pipelines.get(name);
     if (pipeline) return beginPipeline(pipeline, started);
     const m = model(name);
-    const service = services.get(m.service)!;
-    admit(m, service);
-    const deadline = new AbortController();
-    const timer = setTimeout(
-      () => deadline.abort(timeoutError(name, service.timeoutS)),
-      service.timeoutS * 1000,
-    );
-    let work: Promise<unknown> | null = null;
-    let result: RuntimeInferResult | null = null;
-    let decodeMs = 0;
-    let rows = 1;
-    let ended = false;
-    return {
-      model: m,
-      signal: deadline.signal,
-      run(request, decode = 0) {
-        decodeMs = decode;
+    if (admission.draining || !runtime.modelReady(m.name)) throw notReady('', m.name);
+    admission.take(m.service);
+    return createCall({
+      info: m,
+      timeoutS: services.get(m.service)!.timeoutS,
+      started,
+      metrics,
+      stats,
+      execute(request, signal) {
         checkRows(m, request.inputs);
-        rows = Object.values(request.inputs)[0]?.dims[0] ?? 1;
         // Without a list, every tensor output: a non-tensor one (a ZipMap) would fail the run.
         const outputs =
           request.outputs.length > 0 || tensorOutputs(m).length === m.outputs.length
             ? request.outputs
             : tensorOutputs(m);
-        const p = runtime.infer(name, request.inputs, outputs, deadline.signal);
-        work = p.then(
-          (r) => {
-            result = r;
-          },
-          () => undefined,
-        );
-        return raceAbort(p, deadline.signal);
+        return runtime.infer(name, request.inputs, outputs, signal);
       },
-      end(status, encodeMs = 0) {
-        if (ended) return;
-        ended = true;
-        clearTimeout(timer);
-        const totalMs = performance.now() - started;
-        metrics.requests.inc({ model: name, status: String(status) });
-        metrics.requestSeconds.observe({ model: name }, totalMs / 1000);
-        const r = result as RuntimeInferResult | null;
-        if (status === 200 && r) {
-          observe(metrics, name, r);
-          stats.success(name, {
-            rows,
-            batchRows: r.batchRows ?? rows,
-            totalMs,
-            queueMs: r.queueMs ?? 0,
-            inputMs: decodeMs,
-            inferMs: r.inferMs,
-            outputMs: encodeMs,
-          });
-        } else stats.fail(name, totalMs);
-        // Work a worker already runs holds its slot until it ends: a worker's backlog never
-        // exceeds max_concurrency, however many requests time out.
-        if (work) void work.then(() => release(service));
-        else release(service);
-      },
-    };
+      result: (r) => r,
+      done: () => admission.release(m.service),
+    });
   }
 
   return {
@@ -315,18 +323,12 @@ export function createInferenceCore(runtime: Runtime): InferenceCore {
     pipelines,
     model,
     begin,
-    ready: () => runtime.ready() && !draining,
+    ready: () => runtime.ready() && !admission.draining,
     modelReady: (name) => {
       const p = pipelines.get(name);
-      return (p ? pipelineReady(p) : runtime.modelReady(name)) && !draining;
+      return (p ? pipelineReady(p) : runtime.modelReady(name)) && !admission.draining;
     },
-    drain() {
-      draining = true;
-      return new Promise<void>((resolve) => {
-        drained = resolve;
-        if (inFlight === 0) resolve();
-      });
-    },
+    drain: () => admission.drain(),
   };
 }
 

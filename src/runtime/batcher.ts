@@ -200,6 +200,19 @@ function resolveBatch<R extends InferResult>(
   }
 }
 
+/** The oldest requests of a group, up to max_batch_size rows (at least one request). */
+function take<R extends InferResult>(group: Pending<R>[], maxBatchSize: number): Pending<R>[] {
+  const batch: Pending<R>[] = [];
+  let rows = 0;
+  while (group.length > 0) {
+    const next = group[0]!;
+    if (batch.length > 0 && rows + next.rows > maxBatchSize) break;
+    batch.push(group.shift()!);
+    rows += next.rows;
+  }
+  return batch;
+}
+
 export function createBatcher<R extends InferResult = InferResult>(
   opts: BatcherOptions<R>,
 ): Batcher<R> {
@@ -216,19 +229,6 @@ export function createBatcher<R extends InferResult = InferResult>(
     if (Number.isNaN(lastArrival)) return Number.POSITIVE_INFINITY;
     // The time since the last arrival is a lower bound on the current gap.
     return Math.max(gapEwma, now() - lastArrival);
-  }
-
-  function take(group: Pending<R>[]): Pending<R>[] {
-    const batch: Pending<R>[] = [];
-    let rows = 0;
-    while (group.length > 0) {
-      const next = group[0]!;
-      // A request larger than max_batch_size still runs, on its own.
-      if (batch.length > 0 && rows + next.rows > opts.maxBatchSize) break;
-      batch.push(group.shift()!);
-      rows += next.rows;
-    }
-    return batch;
   }
 
   async function run(batch: Pending<R>[]): Promise<void> {
@@ -278,7 +278,7 @@ export function createBatcher<R extends InferResult = InferResult>(
           wakeIn = Math.min(wakeIn, d.waitMs);
           break;
         }
-        void run(take(group));
+        void run(take(group, opts.maxBatchSize));
       }
       if (group.length === 0) groups.delete(key);
     }

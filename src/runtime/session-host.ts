@@ -7,6 +7,8 @@
  * hooks of its own (the CPU for every session, a delay), which the shipped worker never passes.
  */
 import { type MessagePort, parentPort, threadId } from 'node:worker_threads';
+// Before onnxruntime-node: see float16-guard.ts.
+import './float16-guard.js';
 import ort from 'onnxruntime-node';
 import { Piscina } from 'piscina';
 import type { PlannedSession } from '../plan/types.js';

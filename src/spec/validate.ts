@@ -139,10 +139,14 @@ function resolveSpec(
       host: file.server?.host ?? DEFAULTS.host,
       port: file.server?.port ?? DEFAULTS.port,
       maxBodyMb: file.server?.max_body_mb ?? DEFAULTS.maxBodyMb,
-      grpcPort: file.server?.grpc_port === false ? null : (file.server?.grpc_port ?? DEFAULTS.grpcPort),
+      grpcPort:
+        file.server?.grpc_port === false ? null : (file.server?.grpc_port ?? DEFAULTS.grpcPort),
       drainTimeoutS: file.server?.drain_timeout_s ?? DEFAULTS.drainTimeoutS,
       tls: file.server?.tls
-        ? { cert: resolve(parsed.dir, file.server.tls.cert), key: resolve(parsed.dir, file.server.tls.key) }
+        ? {
+            cert: resolve(parsed.dir, file.server.tls.cert),
+            key: resolve(parsed.dir, file.server.tls.key),
+          }
         : null,
       auth: resolveAuth(file.server?.auth, parsed.dir),
       ui: file.server?.ui ?? DEFAULTS.ui,
