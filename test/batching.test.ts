@@ -22,7 +22,6 @@ import {
   samples,
   scrape,
   startInProcess,
-  TEST_MODELS,
   TEST_SPECS,
   until,
 } from './helpers/server.js';

@@ -15,7 +15,6 @@ import {
   samples,
   scrape,
   startInProcess,
-  TEST_MODELS,
   TEST_SPECS,
 } from './helpers/server.js';
 
