@@ -25,6 +25,13 @@ export interface Call {
   end(status: number, encodeMs?: number): void;
 }
 
+export interface RepositoryEntry {
+  readonly name: string;
+  readonly version: string;
+  readonly state: 'READY' | 'UNAVAILABLE';
+  readonly reason: string;
+}
+
 export interface InferenceCore {
   readonly runtime: Runtime;
   readonly metrics: Metrics;
@@ -39,6 +46,8 @@ export interface InferenceCore {
   modelReady(name: string): boolean;
   /** From now on every request is refused as not ready; resolves when none is in flight. */
   drain(): Promise<void>;
+  /** Triton's repository index: every model and pipeline, its version and state. */
+  repositoryIndex(): RepositoryEntry[];
 }
 
 function timeoutError(model: string, seconds: number): InferenceError {
@@ -329,6 +338,15 @@ export function createInferenceCore(runtime: Runtime): InferenceCore {
       return (p ? pipelineReady(p) : runtime.modelReady(name)) && !admission.draining;
     },
     drain: () => admission.drain(),
+    repositoryIndex() {
+      const all = [...runtime.models.values(), ...[...pipelines.values()].map((p) => p.info)];
+      return all.map((m) => ({
+        name: m.name,
+        version: m.version,
+        state: this.modelReady(m.name) ? 'READY' : 'UNAVAILABLE',
+        reason: '',
+      }));
+    },
   };
 }
 

@@ -115,16 +115,6 @@ function debugWorkers(ctx: RouteContext) {
   };
 }
 
-function repositoryIndex(ctx: RouteContext) {
-  const pipelines = [...ctx.core.pipelines.values()].map((p) => p.info);
-  return [...ctx.core.runtime.models.values(), ...pipelines].map((m) => ({
-    name: m.name,
-    version: m.version,
-    state: ctx.core.modelReady(m.name) ? 'READY' : 'UNAVAILABLE',
-    reason: '',
-  }));
-}
-
 const notYet = (what: string) => () => {
   throw new HttpError(
     'BENTO_ERR_HTTP_NOT_IMPLEMENTED',
@@ -172,7 +162,7 @@ export function restRoutes(opts: RestOptions): Route[] {
     {
       method: 'POST',
       path: '/v2/repository/index',
-      handler: (ctx) => send(ctx.res, 200, repositoryIndex(ctx)),
+      handler: (ctx) => send(ctx.res, 200, ctx.core.repositoryIndex()),
     },
     { method: 'POST', path: '/v2/repository/models/:model/load', handler: notYet('model load') },
     {

@@ -153,13 +153,7 @@ async function modelInfer(
 
 /** As REST's POST /v2/repository/index: models and pipelines. */
 function repositoryIndex(core: InferenceCore, req: RepositoryIndexRequest) {
-  const pipelines = [...core.pipelines.values()].map((p) => p.info);
-  const models = [...core.runtime.models.values(), ...pipelines].map((m) => ({
-    name: m.name,
-    version: m.version,
-    state: core.modelReady(m.name) ? 'READY' : 'UNAVAILABLE',
-    reason: '',
-  }));
+  const models = core.repositoryIndex();
   return { models: req.ready ? models.filter((m) => m.state === 'READY') : models };
 }
 
