@@ -1,6 +1,8 @@
 // Checks the committed ONNX models: they load in onnxruntime-node with the expected signatures,
 // compute what their seeded weights say they should (recomputed here in plain JS), and are
 // exactly what scripts/make-models.ts generates today.
+// Before onnxruntime-node: FP16 as raw half bits on Node 24 too, as in the worker threads.
+import '../src/runtime/float16-guard.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
