@@ -18,6 +18,7 @@ import {
   post,
   request,
   scrape,
+  startCli,
   startInProcess,
   TEST_MODELS,
   until,
@@ -265,6 +266,24 @@ describe('limits', () => {
     assert.equal(clean, true);
     assert.doesNotMatch(srv.log(), /error|warn/i, 'no request of these tests failed inside');
   });
+});
+
+test("--log-format json: onnxruntime's own lines do not bypass it, even on an input it rejects", async () => {
+  const srv = await startCli([gatherSpec(), '--log-format', 'json', '--host', '127.0.0.1']);
+  try {
+    const bad = await post(`${srv.url}/v2/models/gather/infer`, {
+      inputs: [{ name: 'idx', shape: [2], datatype: 'INT64', data: [0, 7] }],
+    });
+    assert.equal(bad.status, 400, bad.text);
+  } finally {
+    assert.equal(await srv.stop(), 0, srv.log());
+  }
+  const lines = srv
+    .log()
+    .split('\n')
+    .filter((l) => l !== '');
+  assert.ok(lines.length > 3, srv.log());
+  for (const line of lines) assert.doesNotThrow(() => JSON.parse(line), line);
 });
 
 describe('server.auth', () => {

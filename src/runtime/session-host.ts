@@ -26,6 +26,9 @@ import type {
   WorkerReport,
 } from './messages.js';
 
+// The environment's logger too (it is created with the first session): fatal lines only.
+ort.env.logLevel = 'fatal';
+
 export interface WorkerHooks {
   /** The execution providers for a session; default: CUDA on its planned device, or the CPU. */
   readonly providers?: (session: PlannedSession) => ProviderOption[];
@@ -59,8 +62,10 @@ function sessionOptions(s: PlannedSession, providers: ProviderOption[]) {
     ...(o.arenaExtendStrategy === undefined
       ? {}
       : { extra: { session: { 'arena.extend_strategy': o.arenaExtendStrategy } } }),
-    // onnxruntime's own log lines bypass bento-run's logger; keep only its errors.
-    logSeverityLevel: 3 as const,
+    // onnxruntime prints its own lines on stderr, coloured plain text that bypasses bento-run's
+    // logger and its --log-format; every error it reports also reaches bento-run (and the
+    // client) as the thrown error, so only its fatal lines are let through.
+    logSeverityLevel: 4 as const,
   };
 }
 
