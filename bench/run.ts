@@ -3,17 +3,24 @@
  * side in one run on this machine. Prints a markdown table and writes bench/results.md.
  *
  * Rows per model: raw session.run in a loop (the limit); a naive node:http server with the
- * session on its main thread; bento-run without batching; with adaptive batching; with a fixed
- * batching wait; with adaptive batching and binary tensors. Load comes from a separate process
- * (bench/load.ts) with fixed concurrency. Every row uses one worker and one intra-op thread.
+ * session on its main thread; bento-run without batching; the design alternatives it replaced
+ * (bench/serve-variant.ts); with adaptive batching; with a fixed batching wait; with adaptive
+ * batching and binary tensors. Load comes from a separate process (bench/load.ts) with fixed
+ * concurrency. Every row uses one worker (two where it says so) and one intra-op thread.
+ *
+ * The machine is shared and noisy: every server of a model is started at once, and the rows
+ * are measured BENCH_REPEAT times, interleaved (each repetition in another order), and
+ * reported as medians. Beside throughput and latency, each row has the server's CPU time per
+ * request (every thread of its process, from /proc), which noise moves much less, and for
+ * bento-run the time a request waited for its worker (the statistics' queue time).
  *
  * Then gRPC vs REST binary vs REST JSON on the tiny and CNN models (bench/grpc.ts).
  *
  * Filters: BENCH_MODELS=tiny,cnn,mlp  BENCH_CONCURRENCY=1,8,64  BENCH_DURATION_MS=2000
- *          BENCH_GRPC=0 (no gRPC comparison)
+ *          BENCH_REPEAT=3  BENCH_GRPC=0 (no gRPC comparison)
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +36,7 @@ const env = process.env;
 const DURATION_MS = Number(env.BENCH_DURATION_MS ?? 2000);
 const WARMUP_MS = 500;
 const CONCURRENCY = (env.BENCH_CONCURRENCY ?? '1,8,64').split(',').map(Number);
+const REPEAT = Math.max(1, Number(env.BENCH_REPEAT ?? 3));
 
 interface BenchModel {
   readonly key: string;
@@ -41,6 +49,7 @@ interface BenchModel {
 type ServerKind =
   | 'naive'
   | 'bento'
+  | 'depth2'
   | 'batched'
   | 'fixed'
   | 'binary'
@@ -55,7 +64,8 @@ const SERVER_TITLES: Record<ServerKind | 'raw', string> = {
   batched: 'bento-run, adaptive batching',
   fixed: 'bento-run, fixed-wait batching',
   binary: 'bento-run, adaptive batching + binary tensors',
-  depth1: 'bento-run, no batching, one request posted per worker (before #14)',
+  depth1: 'bento-run, no batching, one request posted to the worker at a time (before #14)',
+  depth2: 'bento-run, no batching, up to two posted, one per message (first #14 step)',
   workers2: 'bento-run, 2 workers, JSON decoded on decoder threads',
   workers2inline: 'bento-run, 2 workers, JSON decoded on the HTTP thread (before #14)',
 };
@@ -63,14 +73,74 @@ const SERVER_TITLES: Record<ServerKind | 'raw', string> = {
 /** Variants served by bench/serve-variant.ts: a design alternative switched off. */
 const VARIANTS: Partial<Record<ServerKind, Record<string, number>>> = {
   depth1: { depth: 1 },
+  depth2: { depth: 2 },
   workers2inline: { decoderThreads: 0 },
 };
+
+/** A load run, with what the server spent on it. */
+interface Measured extends LoadResult {
+  /** CPU time of the server process, every thread, per request (µs). */
+  readonly cpuUs: number;
+  /** bento-run only: mean time a request waited for its worker, statistics' queue (µs). */
+  readonly queueUs?: number;
+}
 
 interface Row {
   readonly model: string;
   readonly server: ServerKind | 'raw';
   readonly concurrency: number;
-  readonly result: LoadResult;
+  readonly result: Measured;
+  /** The lowest and highest req/s of the repetitions. */
+  readonly range?: readonly [number, number];
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+function medianOf(runs: readonly Measured[]): Measured {
+  const of = (f: (r: Measured) => number | undefined) =>
+    median(runs.map((r) => f(r) ?? Number.NaN));
+  const queue = of((r) => r.queueUs);
+  return {
+    requests: of((r) => r.requests),
+    errors: runs.reduce((n, r) => n + r.errors, 0),
+    rps: of((r) => r.rps),
+    p50Ms: of((r) => r.p50Ms),
+    p99Ms: of((r) => r.p99Ms),
+    cpuUs: of((r) => r.cpuUs),
+    ...(Number.isFinite(queue) ? { queueUs: queue } : {}),
+    ...(runs.find((r) => r.firstError)
+      ? { firstError: runs.find((r) => r.firstError)!.firstError! }
+      : {}),
+  };
+}
+
+/** CPU time of every thread of a process so far, in µs (Linux; 0 elsewhere). */
+function processCpuUs(pid: number): number {
+  try {
+    let ticks = 0;
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    }
+    return (ticks * 1e6) / 100; // USER_HZ
+  } catch {
+    return 0;
+  }
+}
+
+/** The model's cumulative queue time and count, from bento-run's statistics. */
+async function queueStats(url: string, model: string): Promise<{ ns: number; count: number }> {
+  const res = await fetch(`${url}/v2/models/${model}/stats`);
+  const body = (await res.json()) as {
+    model_stats: { inference_stats: { queue: { ns: number; count: number } } }[];
+  };
+  return body.model_stats[0]!.inference_stats.queue;
 }
 
 function inputData(shape: readonly number[]): Float32Array {
@@ -78,18 +148,20 @@ function inputData(shape: readonly number[]): Float32Array {
   return Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 0.5);
 }
 
-async function raw(m: BenchModel): Promise<LoadResult> {
+async function raw(m: BenchModel): Promise<Measured> {
   const session = await ort.InferenceSession.create(m.file, { intraOpNumThreads: 1 });
   const feeds = { [m.input]: new ort.Tensor('float32', inputData(m.shape), [...m.shape]) };
   const latencies: number[] = [];
   const start = performance.now();
   while (performance.now() - start < WARMUP_MS) await session.run(feeds);
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   while (performance.now() - t0 < DURATION_MS) {
     const s = performance.now();
     await session.run(feeds);
     latencies.push(performance.now() - s);
   }
+  const cpu = process.cpuUsage(cpu0);
   await session.release();
   latencies.sort((a, b) => a - b);
   return {
@@ -98,12 +170,13 @@ async function raw(m: BenchModel): Promise<LoadResult> {
     rps: latencies.length / (DURATION_MS / 1000),
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
+    cpuUs: (cpu.user + cpu.system) / latencies.length,
   };
 }
 
 function specFor(m: BenchModel, kind: ServerKind): string {
   const batching =
-    kind === 'bento' || kind === 'depth1' || kind.startsWith('workers2')
+    kind === 'bento' || kind.startsWith('depth') || kind.startsWith('workers2')
       ? ''
       : `\n    batching: { max_batch_size: 64, max_latency_ms: 5, policy: ${kind === 'fixed' ? 'fixed' : 'adaptive'} }`;
   const path = join(modelsDir, `spec-${m.key}-${kind}.yaml`);
@@ -244,12 +317,14 @@ function table(rows: readonly Row[], models: readonly BenchModel[]): string {
     const rawRow = mine.find((r) => r.server === 'raw')!;
     out.push(`### ${m.title}\n`);
     out.push(
-      `raw session.run: ${fmt(rawRow.result.rps, 0)} runs/s, p50 ${fmt(rawRow.result.p50Ms, 3)} ms, p99 ${fmt(rawRow.result.p99Ms, 3)} ms\n`,
+      `raw session.run: ${fmt(rawRow.result.rps, 0)} runs/s, p50 ${fmt(rawRow.result.p50Ms, 3)} ms, p99 ${fmt(rawRow.result.p99Ms, 3)} ms, ${fmt(rawRow.result.cpuUs, 0)} µs CPU a run\n`,
     );
     out.push(
-      '| server | concurrency | req/s | p50 ms | p99 ms | served/raw | vs naive | batched/unbatched | p50 added vs raw (ms) | errors |',
+      '| server | concurrency | req/s (range) | p50 ms | p99 ms | served/raw | vs naive | batched/unbatched | p50 added vs naive (ms) | server CPU µs/req | wait for worker µs | errors |',
     );
-    out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    out.push(
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
     for (const r of mine.filter((x) => x.server !== 'raw')) {
       const unbatched = mine.find((x) => x.server === 'bento' && x.concurrency === r.concurrency);
       const naive = mine.find((x) => x.server === 'naive' && x.concurrency === r.concurrency);
@@ -257,13 +332,92 @@ function table(rows: readonly Row[], models: readonly BenchModel[]): string {
         r.server === 'batched' || r.server === 'fixed' || r.server === 'binary'
           ? fmt(r.result.rps / (unbatched?.result.rps ?? Number.NaN))
           : '';
+      const range = r.range ? ` (${fmt(r.range[0], 0)}-${fmt(r.range[1], 0)})` : '';
+      const added =
+        r.server === 'naive' ? '' : fmt(r.result.p50Ms - (naive?.result.p50Ms ?? Number.NaN), 3);
       out.push(
-        `| ${SERVER_TITLES[r.server]} | ${r.concurrency} | ${fmt(r.result.rps, 0)} | ${fmt(r.result.p50Ms, 3)} | ${fmt(r.result.p99Ms, 3)} | ${fmt(r.result.rps / rawRow.result.rps)} | ${fmt(r.result.rps / (naive?.result.rps ?? Number.NaN))} | ${batchedRatio} | ${fmt(r.result.p50Ms - rawRow.result.p50Ms, 3)} | ${r.result.errors} |`,
+        `| ${SERVER_TITLES[r.server]} | ${r.concurrency} | ${fmt(r.result.rps, 0)}${range} | ${fmt(r.result.p50Ms, 3)} | ${fmt(r.result.p99Ms, 3)} | ${fmt(r.result.rps / rawRow.result.rps)} | ${fmt(r.result.rps / (naive?.result.rps ?? Number.NaN))} | ${batchedRatio} | ${added} | ${fmt(r.result.cpuUs, 0)} | ${r.result.queueUs === undefined ? '' : fmt(r.result.queueUs, 0)} | ${r.result.errors} |`,
       );
     }
     out.push('');
   }
   return out.join('\n');
+}
+
+interface Started {
+  readonly url: string;
+  readonly child: ChildProcess;
+}
+
+/** One load run against a started server, with its CPU time and (bento-run) queue time. */
+async function measure(
+  m: BenchModel,
+  kind: ServerKind,
+  server: Started,
+  concurrency: number,
+): Promise<Measured> {
+  const body = requestBody(m, kind === 'binary');
+  const path = kind === 'naive' ? '/' : `/v2/models/${m.key}/infer`;
+  const pid = server.child.pid!;
+  const q0 = kind === 'naive' ? null : await queueStats(server.url, m.key);
+  const cpu0 = processCpuUs(pid);
+  const result = await load(server.url, path, body, concurrency);
+  const cpu = processCpuUs(pid) - cpu0;
+  const q1 = kind === 'naive' ? null : await queueStats(server.url, m.key);
+  // The load process counts what it timed after its warm-up; the server served those too.
+  const served = (result.requests * (DURATION_MS + WARMUP_MS)) / DURATION_MS;
+  const queueUs =
+    q0 && q1 && q1.count > q0.count ? (q1.ns - q0.ns) / (q1.count - q0.count) / 1000 : undefined;
+  return {
+    ...result,
+    cpuUs: served > 0 ? cpu / served : Number.NaN,
+    ...(queueUs === undefined ? {} : { queueUs }),
+  };
+}
+
+/** Every row of a model, REPEAT times, each repetition in another order; medians. */
+async function benchModel(m: BenchModel, kinds: readonly ServerKind[]): Promise<Row[]> {
+  const servers = new Map<ServerKind, Started>();
+  const runs = new Map<string, Measured[]>();
+  const raws: Measured[] = [];
+  const add = (key: string, r: Measured) => runs.set(key, [...(runs.get(key) ?? []), r]);
+  try {
+    for (const kind of kinds) servers.set(kind, await startServer(m, kind));
+    for (let rep = 0; rep < REPEAT; rep++) {
+      const r = await raw(m);
+      raws.push(r);
+      console.error(
+        `${m.key} raw (${rep + 1}/${REPEAT}): ${fmt(r.rps, 0)} runs/s p50 ${fmt(r.p50Ms, 3)} ms`,
+      );
+      for (const c of CONCURRENCY) {
+        const order = kinds.map((_, i) => kinds[(i + rep) % kinds.length]!);
+        for (const kind of rep % 2 ? order.reverse() : order) {
+          const result = await measure(m, kind, servers.get(kind)!, c);
+          add(`${kind}:${c}`, result);
+          console.error(
+            `${m.key} ${kind} c=${c} (${rep + 1}/${REPEAT}): ${fmt(result.rps, 0)} req/s p50 ${fmt(result.p50Ms, 3)} ms p99 ${fmt(result.p99Ms, 3)} ms, ${fmt(result.cpuUs, 0)} µs CPU/req${result.queueUs === undefined ? '' : `, waited ${fmt(result.queueUs, 0)} µs`}, errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`,
+          );
+        }
+      }
+    }
+  } finally {
+    await Promise.all([...servers.values()].map((s) => stop(s.child)));
+  }
+  const rows: Row[] = [{ model: m.key, server: 'raw', concurrency: 1, result: medianOf(raws) }];
+  for (const kind of kinds) {
+    for (const c of CONCURRENCY) {
+      const mine = runs.get(`${kind}:${c}`) ?? [];
+      const rps = mine.map((r) => r.rps);
+      rows.push({
+        model: m.key,
+        server: kind,
+        concurrency: c,
+        result: medianOf(mine),
+        range: [Math.min(...rps), Math.max(...rps)],
+      });
+    }
+  }
+  return rows;
 }
 
 async function main(): Promise<void> {
@@ -304,36 +458,16 @@ async function main(): Promise<void> {
   const kindsFor = (m: BenchModel): ServerKind[] =>
     m.key === 'image'
       ? ['naive', 'bento', 'workers2', 'workers2inline']
-      : ['naive', 'bento', 'depth1', 'batched', 'fixed', 'binary'];
+      : ['naive', 'bento', 'depth2', 'depth1', 'batched', 'fixed', 'binary'];
   const rows: Row[] = [];
-  for (const m of models) {
-    const r = await raw(m);
-    rows.push({ model: m.key, server: 'raw', concurrency: 1, result: r });
-    console.error(`${m.key} raw: ${fmt(r.rps, 0)} runs/s p50 ${fmt(r.p50Ms, 3)} ms`);
-    for (const kind of kindsFor(m)) {
-      const { url, child } = await startServer(m, kind);
-      const body = requestBody(m, kind === 'binary');
-      const path = kind === 'naive' ? '/' : `/v2/models/${m.key}/infer`;
-      try {
-        for (const c of CONCURRENCY) {
-          const result = await load(url, path, body, c);
-          rows.push({ model: m.key, server: kind, concurrency: c, result });
-          console.error(
-            `${m.key} ${kind} c=${c}: ${fmt(result.rps, 0)} req/s p50 ${fmt(result.p50Ms, 3)} ms p99 ${fmt(result.p99Ms, 3)} ms errors ${result.errors}${result.firstError ? ` (${result.firstError})` : ''}`,
-          );
-        }
-      } finally {
-        await stop(child);
-      }
-    }
-  }
+  for (const m of models) rows.push(...(await benchModel(m, kindsFor(m))));
   const cpu = cpus();
   const ortVersion = ort.env.versions.node;
   let commit = '';
   try {
     commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim();
   } catch {}
-  const header = `# bento-run benchmark\n\n${new Date().toISOString()}, commit ${commit || 'unknown'}: ${cpu[0]?.model ?? 'unknown CPU'}, ${cpu.length} cores, Node ${process.version}, onnxruntime-node ${ortVersion}. Load: a separate process on loopback (undici), ${DURATION_MS} ms per row after ${WARMUP_MS} ms warm-up; every server has one worker with one intra-op thread; the load generator shares the machine. Command: \`npm run bench\`.\n\n`;
+  const header = `# bento-run benchmark\n\n${new Date().toISOString()}, commit ${commit || 'unknown'}: ${cpu[0]?.model ?? 'unknown CPU'}, ${cpu.length} cores, Node ${process.version}, onnxruntime-node ${ortVersion}. Load: a separate process on loopback (undici), ${DURATION_MS} ms per row after ${WARMUP_MS} ms warm-up, ${REPEAT} interleaved repetitions, medians (req/s range in brackets); every server has one worker (two where it says so) with one intra-op thread; the load generator shares the machine. "server CPU" is every thread of the server's process per request; "wait for worker" is the statistics' queue time per request (from the request's hand-over to the runtime until its worker's answer, less session.run). Command: \`npm run bench\`.\n\n`;
   // gRPC vs REST binary vs REST JSON (bench/grpc.ts), on the tiny and CNN models; BENCH_GRPC=0 skips.
   const protocols =
     env.BENCH_GRPC === '0'

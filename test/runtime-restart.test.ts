@@ -157,26 +157,30 @@ describe('a worker killed while it holds requests', () => {
       ],
     });
 
-  test('a request on the dying thread fails with a 5xx, other services keep serving, it comes back', async () => {
-    // One request running (6 rows: about 6 x 55 ms) and one queued behind it on the same thread.
+  test('every request the dying worker holds fails with a 5xx, none is lost; other services keep serving; it comes back', async () => {
+    // One request running (6 rows: about 6 x 55 ms), one posted to the thread behind it, and
+    // two waiting on the main thread for the next message to the thread.
     const running = slowRequest(6);
     await until('the first request to reach its worker', () =>
       slow().inFlight === 1 ? true : undefined,
     );
-    const queued = slowRequest(1);
-    await until('the second request to queue', () => (slow().inFlight === 2 ? true : undefined));
+    const behind = [slowRequest(1), slowRequest(1), slowRequest(1)];
+    await until('three more requests to queue', () => (slow().inFlight === 4 ? true : undefined));
     const back = nextRestart(srv.runtime.events);
     await crashWorker(srv.runtime, 'slow', 0);
-    const answers = await Promise.all([running, queued]);
-    const failed = answers.filter((a) => a.status >= 500);
-    assert.ok(failed.length >= 1, `no held request failed: ${answers.map((a) => a.status)}`);
-    for (const f of failed) {
-      assert.equal(f.status, 500, f.text);
-      assert.equal(f.body.code, 'BENTO_ERR_RUNTIME_WORKER_DIED');
-      assert.match(f.body.error, /service `slow`, worker 0: the worker thread died/);
-    }
-    for (const a of answers.filter((a) => a.status < 500)) {
-      assert.equal(a.status, 200, a.text);
+    const answers = await Promise.all([running, ...behind]);
+    // The thread ends at its next turn, never inside onnxruntime's native call: the running
+    // request may finish first. Everything behind it fails, none is lost: those posted to the
+    // thread with 500 (it died holding them), those still waiting here with 503 (retry).
+    const [first, ...rest] = answers;
+    if (first!.status !== 200) assert.equal(first!.body.code, 'BENTO_ERR_RUNTIME_WORKER_DIED');
+    for (const a of rest) {
+      assert.ok(a.status === 500 || a.status === 503, a.text);
+      assert.equal(a.body.code, 'BENTO_ERR_RUNTIME_WORKER_DIED');
+      assert.match(
+        a.body.error,
+        /^service `slow`, worker 0: the worker thread died (while it held this request|before this request started; retry)/,
+      );
     }
     // The fast service never noticed.
     const fast = await post(`${srv.url}/v2/models/tiny/infer`, {

@@ -116,6 +116,24 @@ describe('limits', () => {
     assert.equal(ok.status, 200, ok.text);
   });
 
+  test('a request whose deadline passes after it was posted to the thread is not run', async () => {
+    const worker = () => srv.runtime.workers().find((w) => w.service === 'hurried')!;
+    await until('the worker to be empty', () => (worker().inFlight === 0 ? true : undefined));
+    const started = performance.now();
+    // A runs about 330 ms; B, posted behind it, would run about 1.6 s, but its 0.3 s deadline
+    // passes while A runs: the thread answers B without running it.
+    const [a, b] = await Promise.all([
+      post(url('slow'), slowBody(6)),
+      post(url('slow'), slowBody(30)),
+    ]);
+    assert.deepEqual([a.status, b.status], [504, 504], `${a.text}\n${b.text}`);
+    await until('the worker to be empty', () => (worker().inFlight === 0 ? true : undefined));
+    const ms = performance.now() - started;
+    assert.ok(ms < 1200, `the worker held the withdrawn request: empty after ${ms.toFixed(0)} ms`);
+    const ok = await post(url('slow'), slowBody(1));
+    assert.equal(ok.status, 200, ok.text);
+  });
+
   test('a body trickling in cannot hold a slot past the timeout: 504, connection closed', async () => {
     const sockets: Socket[] = [];
     const answers = Array.from(

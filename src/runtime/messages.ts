@@ -42,6 +42,12 @@ export interface WorkerReport {
 export interface InitTask {
   readonly kind: 'init';
   readonly port: MessagePort;
+  /**
+   * One flag per request slot (request id modulo its length), shared with the main thread: 1
+   * when the request was withdrawn (its deadline passed, its client went) after it was posted.
+   * The thread answers such a request with `withdrawn` instead of running it.
+   */
+  readonly withdrawn: Int32Array;
 }
 
 /** A load failure, as data: errors lose their class when they cross threads. */
@@ -58,7 +64,7 @@ export type ProgressMessage =
   | { readonly kind: 'session-loading'; readonly session: PlannedSession }
   | { readonly kind: 'session-loaded'; readonly report: SessionReport };
 
-/** main -> worker, over the worker's port. */
+/** main -> worker, over the worker's port, as a list: every request waiting at the time. */
 export interface InferRequestMessage {
   readonly id: number;
   readonly model: string;
@@ -73,7 +79,15 @@ export interface InferResult {
   readonly inferMs: number;
 }
 
-/** worker -> main, over the worker's port: the result, or onnxruntime's error message. */
+/**
+ * worker -> main, over the worker's port: the result, onnxruntime's error message, or word
+ * that the request was withdrawn before it started (and so never ran).
+ */
 export type InferReplyMessage =
-  | ({ readonly id: number; readonly error?: undefined } & InferResult)
-  | { readonly id: number; readonly error: string };
+  | ({
+      readonly id: number;
+      readonly error?: undefined;
+      readonly withdrawn?: undefined;
+    } & InferResult)
+  | { readonly id: number; readonly error: string; readonly withdrawn?: undefined }
+  | { readonly id: number; readonly withdrawn: true; readonly error?: undefined };

@@ -17,7 +17,7 @@ import type {
   RuntimeOptions,
 } from './types.js';
 import type { Job } from './worker-handle.js';
-import { WorkerHandle } from './worker-handle.js';
+import { WITHDRAWN_SLOTS, WorkerHandle } from './worker-handle.js';
 
 export type {
   ModelInfo,
@@ -31,8 +31,17 @@ export type {
 
 const WORKER_FILE = fileURLToPath(new URL('./worker.js', import.meta.url));
 
-/** Requests posted to a thread at once: the next one is there when the current one ends. */
-export const DEFAULT_DEPTH = 2;
+/**
+ * The most requests posted to a thread at once: the next one is there when the current one
+ * ends, and under load one message carries many.
+ */
+export const DEFAULT_DEPTH = 16;
+
+/**
+ * Batches a worker holds at once: a full batch may wait behind the running one, so the device
+ * never waits for the round trip between two batches; more would only add latency.
+ */
+const BATCH_DEPTH = 2;
 
 /** A plan with CUDA sessions needs the CUDA provider installed; say how to get it. */
 function checkCudaProvider(plan: Plan, opts: RuntimeOptions): void {
@@ -104,7 +113,7 @@ async function startHandles(
   const handleOpts = {
     workerFile: opts.workerFile ?? WORKER_FILE,
     extra: opts.workerData ?? {},
-    depth: Math.max(1, opts.depth ?? DEFAULT_DEPTH),
+    depth: Math.min(WITHDRAWN_SLOTS, Math.max(1, opts.depth ?? DEFAULT_DEPTH)),
   };
   const handles = plan.services.flatMap((s) =>
     s.workers.map((w) => new WorkerHandle(w, handleOpts, events)),
@@ -132,7 +141,7 @@ export async function startRuntime(
   const handles = await startHandles(plan, opts, events);
   const { models, holders } = modelsOf(handles);
   const pick = createBalancer(holders);
-  const depth = Math.max(1, opts.depth ?? DEFAULT_DEPTH);
+  const depth = Math.min(BATCH_DEPTH, Math.max(1, opts.depth ?? DEFAULT_DEPTH));
 
   async function runOn(job: Job): Promise<RuntimeInferResult> {
     const h = pick(job.model);

@@ -139,14 +139,33 @@ async function runOne(
   }
 }
 
-/** Serves requests from `port` strictly in arrival order, one session.run at a time. */
-function serve(port: MessagePort, sessions: ReadonlyMap<string, ort.InferenceSession>): void {
-  let chain: Promise<void> = Promise.resolve();
-  port.on('message', (m: InferRequestMessage) => {
-    chain = chain.then(async () => {
+/**
+ * Serves requests from `port` strictly in arrival order, one session.run at a time; one the
+ * main thread withdrew after posting it is answered without running.
+ */
+function serve(
+  port: MessagePort,
+  withdrawn: Int32Array,
+  sessions: ReadonlyMap<string, ort.InferenceSession>,
+): void {
+  const queue: InferRequestMessage[] = [];
+  let running = false;
+  async function work(): Promise<void> {
+    running = true;
+    while (queue.length > 0) {
+      const m = queue.shift()!;
+      if (Atomics.load(withdrawn, m.id % withdrawn.length) === 1) {
+        port.postMessage({ id: m.id, withdrawn: true } satisfies InferReplyMessage);
+        continue;
+      }
       const { reply, transfer } = await runOne(sessions, m);
       port.postMessage(reply, transfer);
-    });
+    }
+    running = false;
+  }
+  port.on('message', (batch: readonly InferRequestMessage[]) => {
+    for (const m of batch) queue.push(m);
+    if (!running) void work();
   });
 }
 
@@ -161,7 +180,7 @@ export function createWorker(
   const loading = openSessions(data, sessions, hooks);
   return async (task) => {
     const loaded = await loading;
-    if (!('failed' in loaded)) serve(task.port, sessions);
+    if (!('failed' in loaded)) serve(task.port, task.withdrawn, sessions);
     return loaded;
   };
 }

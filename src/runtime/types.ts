@@ -16,8 +16,11 @@ export interface RuntimeOptions {
   readonly workerFile?: string;
   /** Handed to every thread as workerData.extra, for a custom workerFile. */
   readonly workerData?: Readonly<Record<string, unknown>>;
-  /** Requests posted to a worker thread at once (default 2): 1 makes the thread wait for the
-   * main thread between two requests. */
+  /**
+   * The most requests posted to a worker thread at once (default 16, in one message whenever
+   * the thread holds at most one); 1 makes the thread wait for the main thread between two
+   * requests. Batched models keep at most 2 batches per thread.
+   */
   readonly depth?: number;
 }
 

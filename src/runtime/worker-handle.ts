@@ -2,9 +2,11 @@
  * One planned worker: a single-thread Piscina pool whose thread holds that worker's sessions,
  * and the main thread's side of the thread's request port. Piscina owns the thread's life
  * (start, replacement after a crash, with the same workerData and so the same slot and
- * device); requests go over the port, up to `depth` at a time, so the thread never waits for
- * the main thread between two of them. The rest wait here, in arrival order, where a request
- * whose deadline passes can still be taken out.
+ * device); requests go over the port. Whenever the thread holds at most one, every request
+ * waiting here (up to `depth` in all) goes over in one message: the thread never waits for the
+ * main thread between two requests, and under load one message and one wake-up carry many. A
+ * request withdrawn while it waits here leaves the queue; one withdrawn after it was posted is
+ * flagged in memory shared with the thread, which answers it without running it.
  */
 import type { EventEmitter } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
@@ -15,6 +17,7 @@ import type { WireTensor } from '../tensor/types.js';
 import { cudaProviderFix } from './cuda.js';
 import type {
   InferReplyMessage,
+  InferRequestMessage,
   InferResult,
   InitTask,
   LoadFailure,
@@ -36,6 +39,8 @@ export interface Job {
 
 interface Queued {
   readonly job: Job;
+  /** Set once posted to the thread. */
+  id: number;
   readonly resolve: (r: InferResult) => void;
   readonly reject: (e: unknown) => void;
   readonly onAbort: () => void;
@@ -44,9 +49,12 @@ interface Queued {
 export interface HandleOptions {
   readonly workerFile: string;
   readonly extra: Readonly<Record<string, unknown>>;
-  /** Requests posted to the thread at once. */
+  /** The most requests posted to the thread at once (at most WITHDRAWN_SLOTS). */
   readonly depth: number;
 }
+
+/** Withdrawal flags shared with a thread: request id modulo this; more than can be posted. */
+export const WITHDRAWN_SLOTS = 1024;
 
 function isFailure(r: WorkerReport | LoadFailure): r is LoadFailure {
   return 'failed' in r;
@@ -63,12 +71,21 @@ function loadError(w: PlannedWorker, f: LoadFailure): RuntimeError {
   return new RuntimeError('BENTO_ERR_RUNTIME_MODEL_LOAD', `${where}: failed to load: ${f.message}`);
 }
 
-/** Where tensor bytes live, to hand the buffers over instead of copying them. */
-function buffersOf(inputs: Readonly<Record<string, WireTensor>>): ArrayBuffer[] {
-  const out = new Set<ArrayBuffer>();
-  for (const t of Object.values(inputs))
-    if (!Array.isArray(t.data)) out.add(t.data.buffer as ArrayBuffer);
-  return [...out];
+/** Adds where tensor bytes live, to hand the buffers over instead of copying them. */
+function addBuffers(inputs: Readonly<Record<string, WireTensor>>, out: ArrayBuffer[]): void {
+  for (const name in inputs) {
+    const data = inputs[name]!.data;
+    if (Array.isArray(data)) continue;
+    const buffer = data.buffer as ArrayBuffer;
+    if (!out.includes(buffer)) out.push(buffer);
+  }
+}
+
+/** A request withdrawn without a reason of its own (its signal always has one). */
+function withdrawnError(): RuntimeError {
+  return new RuntimeError('BENTO_ERR_RUNTIME_WORKER_DIED', 'the request was withdrawn', {
+    kind: 'UNAVAILABLE',
+  });
 }
 
 type Pool = Piscina<InitTask, WorkerReport | LoadFailure>;
@@ -80,6 +97,7 @@ export class WorkerHandle {
   report: WorkerReport | null = null;
   private pool: Pool;
   private port: MessagePort | null = null;
+  private withdrawn: Int32Array | null = null;
   private readonly waiting: Queued[] = [];
   private readonly posted = new Map<number, Queued>();
   private nextId = 0;
@@ -152,6 +170,7 @@ export class WorkerHandle {
   private threadDied(): void {
     this.port?.close();
     this.port = null;
+    this.withdrawn = null;
     this.state = 'loading';
     this.report = null;
     this.announced.clear();
@@ -175,9 +194,10 @@ export class WorkerHandle {
   /** Waits for the thread's sessions; throws the load failure with its cause. */
   async init(): Promise<WorkerReport> {
     const { port1, port2 } = new MessageChannel();
+    const withdrawn = new Int32Array(new SharedArrayBuffer(4 * WITHDRAWN_SLOTS));
     let r: WorkerReport | LoadFailure;
     try {
-      r = await this.pool.run({ kind: 'init', port: port2 }, { transferList: [port2] });
+      r = await this.pool.run({ kind: 'init', port: port2, withdrawn }, { transferList: [port2] });
     } catch (e) {
       port1.close();
       throw e;
@@ -192,6 +212,7 @@ export class WorkerHandle {
     for (const s of r.sessions) this.announce(s);
     port1.on('message', (m: InferReplyMessage) => this.reply(m));
     this.port = port1;
+    this.withdrawn = withdrawn;
     this.report = r;
     this.state = 'ready';
     this.pump();
@@ -222,13 +243,18 @@ export class WorkerHandle {
     return new Promise<InferResult>((resolve, reject) => {
       const q: Queued = {
         job,
+        id: 0,
         resolve,
         reject,
         onAbort: () => {
           const at = this.waiting.indexOf(q);
-          if (at < 0) return; // posted: it runs, and holds its slot until it ends
-          this.waiting.splice(at, 1);
-          this.settle(q, job.signal?.reason);
+          if (at >= 0) {
+            this.waiting.splice(at, 1);
+            this.settle(q, job.signal?.reason);
+          } else if (this.posted.get(q.id) === q && this.withdrawn) {
+            // Posted: the thread skips it if it has not started; either way its answer settles it.
+            Atomics.store(this.withdrawn, q.id % WITHDRAWN_SLOTS, 1);
+          }
         },
       };
       if (job.signal?.aborted) return reject(job.signal.reason);
@@ -244,16 +270,28 @@ export class WorkerHandle {
     else q.reject(error);
   }
 
+  /**
+   * Once the thread holds at most one request (none, with depth 1), posts what waits, up to
+   * `depth` in all, as one message.
+   */
   private pump(): void {
     const port = this.port;
-    if (!port || this.state !== 'ready') return;
-    while (this.posted.size < this.opts.depth && this.waiting.length > 0) {
+    const withdrawn = this.withdrawn;
+    if (!port || !withdrawn || this.state !== 'ready' || this.waiting.length === 0) return;
+    const depth = this.opts.depth;
+    if (this.posted.size > Math.min(1, depth - 1)) return;
+    const batch: InferRequestMessage[] = [];
+    const transfer: ArrayBuffer[] = [];
+    while (this.posted.size < depth && this.waiting.length > 0) {
       const q = this.waiting.shift()!;
-      const id = ++this.nextId;
-      this.posted.set(id, q);
+      q.id = ++this.nextId;
+      Atomics.store(withdrawn, q.id % WITHDRAWN_SLOTS, 0);
+      this.posted.set(q.id, q);
       const { model, inputs, outputs } = q.job;
-      port.postMessage({ id, model, inputs, outputs }, buffersOf(inputs));
+      batch.push({ id: q.id, model, inputs, outputs });
+      addBuffers(inputs, transfer);
     }
+    port.postMessage(batch, transfer);
   }
 
   private reply(m: InferReplyMessage): void {
@@ -262,7 +300,8 @@ export class WorkerHandle {
     this.posted.delete(m.id);
     this.completed++;
     if (this.posted.size === 0) for (const w of this.idleWaiters.splice(0)) w();
-    if (m.error === undefined)
+    if (m.withdrawn) this.settle(q, q.job.signal?.reason ?? withdrawnError());
+    else if (m.error === undefined)
       this.settle(q, undefined, { outputs: m.outputs, inferMs: m.inferMs });
     else this.settle(q, inferenceError(q.job.model, m.error));
     this.pump();
