@@ -213,6 +213,8 @@ function startServer(
             specFor(m, kind),
             '--port',
             '0',
+            '--grpc-port',
+            'false',
             '--log-format',
             'json',
           ];

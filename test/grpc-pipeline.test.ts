@@ -65,17 +65,39 @@ test('ModelMetadata and ModelConfig: platform ensemble, the steps as Triton writ
     meta.outputs.map((o: Message) => o.name),
     ['mean', 'left'],
   );
-  const { config } = await client.call('ModelConfig', { name: 'ensemble' });
-  const rest = (await get(`${srv.url}/v2/models/ensemble/config`)).body;
-  assert.equal(config.platform, 'ensemble');
-  assert.equal(config.scheduling_choice, 'ensemble_scheduling');
-  assert.deepEqual(
-    config.ensemble_scheduling.step.map((s: Message) => ({
-      ...s,
-      model_version: Number(s.model_version),
-    })),
-    rest.ensemble_scheduling.step,
-  );
+  // The REST answer, field for field, for each pipeline (gRPC's int64s are strings).
+  const numbers = (dims: readonly string[]) => dims.map(Number);
+  for (const name of ['ensemble', 'two_stage']) {
+    const { config } = await client.call('ModelConfig', { name });
+    const rest = (await get(`${srv.url}/v2/models/${name}/config`)).body;
+    assert.equal(config.platform, 'ensemble');
+    assert.equal(config.scheduling_choice, 'ensemble_scheduling');
+    assert.deepEqual(
+      {
+        name: config.name,
+        max_batch_size: config.max_batch_size,
+        input: config.input.map((t: Message) => [t.name, t.data_type, numbers(t.dims)]),
+        output: config.output.map((t: Message) => [t.name, t.data_type, numbers(t.dims)]),
+        instance_group: config.instance_group,
+      },
+      {
+        name: rest.name,
+        max_batch_size: rest.max_batch_size,
+        input: rest.input.map((t: Message) => [t.name, t.data_type, t.dims]),
+        output: rest.output.map((t: Message) => [t.name, t.data_type, t.dims]),
+        instance_group: rest.instance_group,
+      },
+      name,
+    );
+    assert.deepEqual(
+      config.ensemble_scheduling.step.map((s: Message) => ({
+        ...s,
+        model_version: Number(s.model_version),
+      })),
+      rest.ensemble_scheduling.step,
+      name,
+    );
+  }
 });
 
 test('RepositoryIndex lists pipelines, ModelStatistics counts them, errors name them', async () => {

@@ -1,7 +1,8 @@
 // The gRPC frontend under the same limits as REST, through a real server: beyond
 // traffic.max_concurrency UNAVAILABLE, beyond traffic.timeout_s DEADLINE_EXCEEDED, the client's
-// own deadline honoured, messages beyond the size limit RESOURCE_EXHAUSTED; bearer tokens
-// (health RPCs open), TLS, and draining with and without cut calls.
+// own deadline honoured, a cancelled call's queued work withdrawn, messages beyond the size
+// limit RESOURCE_EXHAUSTED; bearer tokens (health RPCs open), TLS, and draining with and
+// without cut calls.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -120,6 +121,32 @@ describe('traffic limits', () => {
       await requests('slow', '200'),
       okBefore,
       'no success counted for the dropped call',
+    );
+    assert.equal((await client.call('ModelInfer', slow('slow'))).outputs[0].name, 'y');
+  });
+
+  test('a call its client cancels while it waits: withdrawn unrun, its slot freed when the run before it ends', async () => {
+    const slotsTaken = async () =>
+      metric(await scrape(srv.url), 'bento_requests_in_flight', { service: 'slow' });
+    const first = client.call('ModelInfer', slow('slow', 8)); // about 440 ms
+    await until('the first call to reach the worker', () =>
+      worker('slow').inFlight === 1 ? true : undefined,
+    );
+    const second = client.start('ModelInfer', slow('slow', 32)); // about 1.8 s, were it run
+    await until('the second call to wait behind it', () =>
+      worker('slow').inFlight === 2 ? true : undefined,
+    );
+    second.cancel();
+    await rejects(second.response, status.CANCELLED);
+    assert.equal((await first).outputs[0].name, 'y');
+    // Had the second run, its slot would stay taken for its 1.8 s.
+    await until(
+      'both slots to be free',
+      async () => ((await slotsTaken()) === 0 && worker('slow').inFlight === 0 ? true : undefined),
+      1000,
+    );
+    await until('the cancelled call to be counted', async () =>
+      (await requests('slow', '499')) === 1 ? true : undefined,
     );
     assert.equal((await client.call('ModelInfer', slow('slow'))).outputs[0].name, 'y');
   });

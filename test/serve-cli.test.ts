@@ -1,5 +1,6 @@
-// `bento-run serve` as users run it: the README's quickstart, stop signals that drain, flags,
-// and the two ways a start fails (exit 1 for a model that does not load, exit 2 for a bad spec).
+// `bento-run serve` as users run it: the README's quickstart, stop signals that drain, flags
+// (--service needing only its own model files), and the two ways a start fails (exit 1 for a
+// model that does not load, exit 2 for a bad spec).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -166,6 +167,54 @@ test('--service serves only that service; --log-format json logs one JSON object
     assert.equal(res.status, 200, res.text);
   } finally {
     assert.equal(await srv.stop(), 0, srv.log());
+  }
+});
+
+test("--service needs only that service's model files (KServe gives each pod its own); without it every model's", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bento-service-files-'));
+  try {
+    const spec = join(dir, 'spec.yaml');
+    writeFileSync(
+      spec,
+      [
+        'version: 1',
+        'models:',
+        `  tiny: { path: ${JSON.stringify(join(TEST_MODELS, 'tiny.onnx'))} }`,
+        '  other: { path: other/model.onnx }',
+        'services:',
+        '  first: { models: [tiny] }',
+        '  second: { models: [other] }',
+        'pipelines:',
+        '  chain:',
+        '    inputs: { x: { datatype: FP32, shape: [-1, 4] } }',
+        '    steps:',
+        '      only: { model: tiny, inputs: { x: { input: x } } }',
+        '    outputs: { y: { step: only, output: y } }',
+        '',
+      ].join('\n'),
+    );
+    const missing =
+      /spec\.yaml:4:\d+: error: models\.other\.path: model `other`: other\/model\.onnx does not exist/;
+    for (const args of [[], ['--service', 'second']]) {
+      const { code, output } = await runCli([spec, '--port', '0', '--grpc-port', '0', ...args]);
+      assert.equal(code, 2, output);
+      assert.match(output, missing);
+      assert.doesNotMatch(output, /loaded|serving/);
+    }
+    const srv = await startCli([spec, '--service', 'first']);
+    try {
+      assert.doesNotMatch(srv.log(), /other/);
+      const x = { name: 'x', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] };
+      for (const model of ['tiny', 'chain']) {
+        const res = await post(`${srv.url}/v2/models/${model}/infer`, { inputs: [x] });
+        assert.equal(res.status, 200, `${model}: ${res.text}`);
+      }
+      assert.equal((await get(`${srv.url}/v2/models/other`)).status, 404);
+    } finally {
+      assert.equal(await srv.stop(), 0, srv.log());
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -68,7 +68,9 @@ async function serve(
   // Listen for the stop signals first: one that arrives while models load still stops cleanly.
   const stop = firstStopSignal();
   const logging = logOptions(opts);
-  const { spec, warnings } = loadSpec(files[0]!);
+  const services = opts.service ?? [];
+  // The other services' model files need not be here: a pod gets only its own (KServe).
+  const { spec, warnings } = loadSpec(files[0]!, { services });
   const port = parsePort(opts.port, spec.server.port);
   const grpcPort = parseGrpcPort(opts['grpc-port'], spec.server.grpcPort);
   const host = opts.host ?? spec.server.host;
@@ -76,7 +78,7 @@ async function serve(
   for (const w of warnings) io.stderr(`${formatDiagnostic(w)}\n`);
   const plan = planOnDevices(spec, discoverDevices({ env: io.env }), {
     cpu: opts.cpu === true,
-    services: opts.service ?? [],
+    services,
   });
   for (const w of plan.warnings) io.stderr(`${formatDiagnostic(w)}\n`);
   // nvidia-smi numbers GPUs in PCI order, CUDA fastest first: make CUDA agree with the plan.

@@ -7,6 +7,7 @@
  */
 import { InferenceError } from '../errors.js';
 import type { PlannedService } from '../plan/types.js';
+import { type Cancellation, Deadline } from '../runtime/cancellation.js';
 import type { ModelInfo, Runtime, RuntimeInferResult } from '../runtime/types.js';
 import type { PipelineStepSpec } from '../spec/types.js';
 import type { WireTensor } from '../tensor/types.js';
@@ -18,11 +19,16 @@ import { createStats, type Stats } from './stats.js';
 export interface Call {
   readonly model: ModelInfo;
   /** Aborts when the deadline passes; body reads and queues listen to it. */
-  readonly signal: AbortSignal;
+  readonly signal: Cancellation;
   /** Runs the decoded request; `decodeMs` is the frontend's time to decode it. */
   run(request: InferRequest, decodeMs?: number): Promise<RuntimeInferResult>;
   /** The frontend answered with `status` (HTTP's, or its equivalent for gRPC). */
   end(status: number, encodeMs?: number): void;
+  /**
+   * The client went away: aborts `signal` with `reason`, so that work still queued leaves the
+   * queues and frees its slot (work already running runs to its end).
+   */
+  cancel(reason: unknown): void;
 }
 
 export interface RepositoryEntry {
@@ -58,7 +64,7 @@ function timeoutError(model: string, seconds: number): InferenceError {
 }
 
 /** Rejects with the signal's reason when it aborts first. */
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+function raceAbort<T>(p: Promise<T>, signal: Cancellation): Promise<T> {
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
@@ -120,7 +126,7 @@ interface CallSpec<R extends { readonly inferMs: number }> {
   readonly metrics: Metrics;
   readonly stats: Stats;
   /** Runs the decoded request under the deadline's signal. */
-  execute(request: InferRequest, signal: AbortSignal): Promise<R>;
+  execute(request: InferRequest, signal: Cancellation): Promise<R>;
   result(r: R): RuntimeInferResult;
   /** Called once the frontend answered and the work (if any) has ended. */
   done(): void;
@@ -133,7 +139,7 @@ interface CallSpec<R extends { readonly inferMs: number }> {
  */
 function createCall<R extends { readonly inferMs: number }>(spec: CallSpec<R>): Call {
   const { info, metrics, stats } = spec;
-  const deadline = new AbortController();
+  const deadline = new Deadline();
   const timer = setTimeout(
     () => deadline.abort(timeoutError(info.name, spec.timeoutS)),
     spec.timeoutS * 1000,
@@ -145,13 +151,13 @@ function createCall<R extends { readonly inferMs: number }>(spec: CallSpec<R>): 
   let ended = false;
   return {
     model: info,
-    signal: deadline.signal,
+    signal: deadline,
     run(request, decode = 0) {
       decodeMs = decode;
       rows = Object.values(request.inputs)[0]?.dims[0] ?? 1;
       // A check that throws at once (more rows than max_batch_size) rejects like the rest.
-      const p = new Promise<R>((resolve) => resolve(spec.execute(request, deadline.signal))).then(
-        (r) => spec.result(r),
+      const p = new Promise<R>((resolve) => resolve(spec.execute(request, deadline))).then((r) =>
+        spec.result(r),
       );
       work = p.then(
         (r) => {
@@ -159,7 +165,7 @@ function createCall<R extends { readonly inferMs: number }>(spec: CallSpec<R>): 
         },
         () => undefined,
       );
-      return raceAbort(p, deadline.signal);
+      return raceAbort(p, deadline);
     },
     end(status, encodeMs = 0) {
       if (ended) return;
@@ -184,6 +190,9 @@ function createCall<R extends { readonly inferMs: number }>(spec: CallSpec<R>): 
       if (work) void work.then(spec.done);
       else spec.done();
     },
+    cancel(reason) {
+      deadline.abort(reason);
+    },
   };
 }
 
@@ -204,7 +213,7 @@ async function runStep(
   step: PipelineStepSpec,
   inputs: Record<string, WireTensor>,
   outputs: string[],
-  signal: AbortSignal,
+  signal: Cancellation,
 ): Promise<RuntimeInferResult> {
   const { runtime, admission, metrics, stats } = deps;
   admission.take(step.service);

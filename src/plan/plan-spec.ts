@@ -34,7 +34,8 @@ export function planSpec(
   choices: PlanChoices = {},
   discover: DiscoverOptions = {},
 ): PlannedSpec {
-  const { spec, warnings } = loadSpec(file);
+  // As serve: with --service, the other services' model files need not be here.
+  const { spec, warnings } = loadSpec(file, { services: choices.services ?? [] });
   const discovery = discoverDevices(discover);
   return { spec, warnings, discovery, plan: planOnDevices(spec, discovery, choices) };
 }

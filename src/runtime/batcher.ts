@@ -12,6 +12,7 @@
 import type { BatchPolicy } from '../spec/types.js';
 import { elementCount } from '../tensor/datatypes.js';
 import type { TensorData, WireTensor } from '../tensor/types.js';
+import type { Cancellation } from './cancellation.js';
 import type { InferResult } from './messages.js';
 
 export type { BatchPolicy };
@@ -84,7 +85,7 @@ interface Pending<R extends InferResult> {
   readonly enqueuedAt: number;
   readonly resolve: (r: BatchedResult<R>) => void;
   readonly reject: (e: unknown) => void;
-  readonly signal: AbortSignal | undefined;
+  readonly signal: Cancellation | undefined;
   readonly onAbort: () => void;
 }
 
@@ -114,7 +115,7 @@ export interface Batcher<R extends InferResult = InferResult> {
   submit(
     inputs: Readonly<Record<string, WireTensor>>,
     outputs: readonly string[],
-    signal?: AbortSignal,
+    signal?: Cancellation,
   ): Promise<BatchedResult<R>>;
   /** A worker became free: dispatch what is waiting. */
   poke(): void;

@@ -143,14 +143,24 @@ export async function startRuntime(
   const pick = createBalancer(holders);
   const depth = Math.min(BATCH_DEPTH, Math.max(1, opts.depth ?? DEFAULT_DEPTH));
 
+  // The device of each model on each worker, looked up once.
+  const devices = new Map(
+    handles.map((h) => [h, new Map(h.planned.sessions.map((s) => [s.model, s.device]))]),
+  );
+
   async function runOn(job: Job): Promise<RuntimeInferResult> {
     const h = pick(job.model);
     if (!h) throw unavailable(job.model);
     const submitted = performance.now();
-    const result = await h.submit(job);
-    const device = h.planned.sessions.find((s) => s.model === job.model)?.device ?? 'cpu';
-    const queueMs = Math.max(0, performance.now() - submitted - result.inferMs);
-    return { ...result, service: h.planned.service, worker: h.planned.worker, device, queueMs };
+    const { outputs, inferMs } = await h.submit(job);
+    return {
+      outputs,
+      inferMs,
+      service: h.planned.service,
+      worker: h.planned.worker,
+      device: devices.get(h)?.get(job.model) ?? 'cpu',
+      queueMs: Math.max(0, performance.now() - submitted - inferMs),
+    };
   }
 
   const batchers = createBatchers(plan, holders, depth, runOn, events);

@@ -117,7 +117,8 @@ async function runOne(
   if (!session)
     return { reply: { id: m.id, error: `model ${m.model} is not loaded here` }, transfer: [] };
   const feeds: Record<string, ort.Tensor> = {};
-  for (const [name, t] of Object.entries(m.inputs)) {
+  for (const name in m.inputs) {
+    const t = m.inputs[name]!;
     feeds[name] = new ort.Tensor(t.type, t.data, t.dims);
   }
   const started = performance.now();
@@ -126,14 +127,16 @@ async function runOne(
       m.outputs.length > 0 ? await session.run(feeds, [...m.outputs]) : await session.run(feeds);
     const inferMs = performance.now() - started;
     const outputs: Record<string, WireTensor> = {};
-    const transfer = new Set<ArrayBuffer>();
-    for (const [name, t] of Object.entries(results)) {
+    const transfer: ArrayBuffer[] = [];
+    for (const name in results) {
+      const t = results[name]!;
       const type = t.type as WireTensor['type'];
       const data = normaliseData(type, t.data);
       outputs[name] = { type, dims: t.dims, data };
-      if (!Array.isArray(data)) transfer.add(data.buffer as ArrayBuffer);
+      if (!Array.isArray(data) && !transfer.includes(data.buffer as ArrayBuffer))
+        transfer.push(data.buffer as ArrayBuffer);
     }
-    return { reply: { id: m.id, outputs, inferMs }, transfer: [...transfer] };
+    return { reply: { id: m.id, outputs, inferMs }, transfer };
   } catch (e) {
     return { reply: { id: m.id, error: e instanceof Error ? e.message : String(e) }, transfer: [] };
   }

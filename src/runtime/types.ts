@@ -4,6 +4,7 @@ import type { RuntimeError } from '../errors.js';
 import type { DeviceName, Plan, PlannedSession, PlannedWorker } from '../plan/types.js';
 import type { BatchingSpec } from '../spec/types.js';
 import type { TensorSignature, WireTensor } from '../tensor/types.js';
+import type { Cancellation } from './cancellation.js';
 import type { InferResult, SessionReport, WorkerReport } from './messages.js';
 
 export type WorkerState = 'loading' | 'ready' | 'failed' | 'closed';
@@ -94,7 +95,7 @@ export interface Runtime {
     model: string,
     inputs: Readonly<Record<string, WireTensor>>,
     outputs: readonly string[],
-    signal?: AbortSignal,
+    signal?: Cancellation,
   ): Promise<RuntimeInferResult>;
   /** True when every worker has its sessions loaded. */
   ready(): boolean;

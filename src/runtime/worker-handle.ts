@@ -14,6 +14,7 @@ import { Piscina } from 'piscina';
 import { RuntimeError } from '../errors.js';
 import type { PlannedWorker } from '../plan/types.js';
 import type { WireTensor } from '../tensor/types.js';
+import type { Cancellation } from './cancellation.js';
 import { cudaProviderFix } from './cuda.js';
 import type {
   InferReplyMessage,
@@ -34,7 +35,7 @@ export interface Job {
   readonly inputs: Readonly<Record<string, WireTensor>>;
   readonly outputs: readonly string[];
   /** Aborted when the request's deadline passes: a job still waiting here is dropped. */
-  readonly signal?: AbortSignal | undefined;
+  readonly signal?: Cancellation | undefined;
 }
 
 interface Queued {

@@ -1,6 +1,7 @@
 /** Reading a request body within server.max_body_mb and the request's deadline. */
 import type { IncomingMessage } from 'node:http';
 import { InferenceError } from '../errors.js';
+import type { Cancellation } from '../runtime/cancellation.js';
 
 function tooLarge(limit: number): InferenceError {
   const mb = limit / (1024 * 1024);
@@ -17,7 +18,7 @@ function tooLarge(limit: number): InferenceError {
 export function readBody(
   req: IncomingMessage,
   limit: number,
-  signal?: AbortSignal,
+  signal?: Cancellation,
 ): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? Number.NaN);
   if (declared > limit) return Promise.reject(tooLarge(limit));

@@ -36,6 +36,12 @@ export interface ValidateOptions {
    * off when models live in a volume that only the cluster has.
    */
   readonly checkFiles?: boolean;
+  /**
+   * `serve --service`: only these services' models need their files; the other models' files
+   * are neither read nor checked, since they are not loaded (a KServe pod holds only its own
+   * services' models). Absent or empty: every model's.
+   */
+  readonly services?: readonly string[];
 }
 
 export interface ValidationResult {
@@ -50,7 +56,10 @@ export function loadSpec(file: string, opts: ValidateOptions = {}): ValidationRe
 }
 
 export function validateSpec(parsed: ParsedSpec, opts: ValidateOptions = {}): ValidationResult {
-  const onnx = parsed.fatal || opts.checkFiles === false ? new Map() : readModelFiles(parsed);
+  const onnx =
+    parsed.fatal || opts.checkFiles === false
+      ? new Map()
+      : readModelFiles(parsed, servicesModels(parsed, opts.services ?? []));
   const diagnostics = [
     ...parsed.diagnostics,
     ...(parsed.fatal ? [] : contentDiagnostics(parsed, onnx)),
@@ -70,11 +79,30 @@ export function validateSpec(parsed: ParsedSpec, opts: ValidateOptions = {}): Va
   return { spec, warnings: sorted };
 }
 
-/** Model name -> what its file holds. Many models may share one file: each is read once. */
-function readModelFiles(parsed: ParsedSpec): Map<string, OnnxReadResult> {
+/** The models the named services serve; null (every model) when none is named. */
+function servicesModels(parsed: ParsedSpec, services: readonly string[]): Set<string> | null {
+  if (services.length === 0) return null;
+  const declared = asRecord(asRecord(parsed.value).services);
+  return new Set(
+    services.flatMap((name) => {
+      const models = asRecord(declared[name]).models;
+      return Array.isArray(models) ? models.filter((m) => typeof m === 'string') : [];
+    }),
+  );
+}
+
+/**
+ * Model name -> what its file holds, for the models in `only` (every model when null). Many
+ * models may share one file: each is read once.
+ */
+function readModelFiles(
+  parsed: ParsedSpec,
+  only: ReadonlySet<string> | null,
+): Map<string, OnnxReadResult> {
   const byFile = new Map<string, OnnxReadResult>();
   const byModel = new Map<string, OnnxReadResult>();
   for (const [name, model] of Object.entries(asRecord(asRecord(parsed.value).models))) {
+    if (only && !only.has(name)) continue;
     const path = asRecord(model).path;
     if (typeof path !== 'string' || path === '') continue;
     const file = resolve(parsed.dir, path);

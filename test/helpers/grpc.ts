@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import {
   ChannelCredentials,
   type Client,
+  type ClientUnaryCall,
   type GrpcObject,
   loadPackageDefinition,
   Metadata,
@@ -70,8 +71,15 @@ export interface CallOptions {
 // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary decoded messages
 export type Message = any;
 
+/** A call in flight, which the client can cancel. */
+export interface StartedCall {
+  readonly response: Promise<Message>;
+  cancel(): void;
+}
+
 export interface TestClient {
   call(method: string, request?: unknown, opts?: CallOptions): Promise<Message>;
+  start(method: string, request?: unknown, opts?: CallOptions): StartedCall;
   close(): void;
 }
 
@@ -80,7 +88,7 @@ type Unary = (
   metadata: Metadata,
   options: { deadline?: number },
   callback: (e: ServiceError | null, response: unknown) => void,
-) => void;
+) => ClientUnaryCall;
 
 export function connect(address: string, credentials = ChannelCredentials.createInsecure()) {
   const client: Client = new (service())(address, credentials, {
@@ -88,18 +96,22 @@ export function connect(address: string, credentials = ChannelCredentials.create
     'grpc.max_send_message_length': 256 * 1024 * 1024,
   });
   const methods = client as unknown as Record<string, Unary>;
+  const start = (method: string, request: unknown = {}, opts: CallOptions = {}) => {
+    const metadata = new Metadata();
+    if (opts.token !== undefined) metadata.set('authorization', `Bearer ${opts.token}`);
+    const options = opts.deadlineMs === undefined ? {} : { deadline: Date.now() + opts.deadlineMs };
+    let started: ClientUnaryCall | undefined;
+    const response = new Promise<Message>((resolve, reject) => {
+      started = methods[method]!.call(client, request, metadata, options, (e, r) =>
+        e ? reject(e) : resolve(r),
+      );
+    });
+    return { response, cancel: () => started!.cancel() };
+  };
   return {
-    call(method: string, request: unknown = {}, opts: CallOptions = {}) {
-      const metadata = new Metadata();
-      if (opts.token !== undefined) metadata.set('authorization', `Bearer ${opts.token}`);
-      const options =
-        opts.deadlineMs === undefined ? {} : { deadline: Date.now() + opts.deadlineMs };
-      return new Promise<Message>((resolve, reject) => {
-        methods[method]!.call(client, request, metadata, options, (e, r) =>
-          e ? reject(e) : resolve(r),
-        );
-      });
-    },
+    call: (method: string, request?: unknown, opts?: CallOptions) =>
+      start(method, request, opts).response,
+    start,
     close: () => client.close(),
   } satisfies TestClient;
 }

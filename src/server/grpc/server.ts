@@ -69,7 +69,8 @@ class CallEnded extends Error {
 
 /**
  * Rejects when the client cancels or its deadline passes (grpc-js answers DEADLINE_EXCEEDED
- * itself): nothing waits for a result no one will read. `done` stops listening.
+ * itself): nothing waits for a result no one will read, nor runs work queued for it. `done`
+ * stops listening.
  */
 function clientGone(call: ServerUnaryCall<unknown, unknown>): {
   gone: Promise<never>;
@@ -129,6 +130,8 @@ async function modelInfer(
     throw e;
   }
   const client = clientGone(call);
+  // Its work leaves the queues now, not when its turn comes: the slot frees for the next call.
+  client.gone.catch((e: unknown) => c.cancel(e));
   let status = 200;
   let encodeMs = 0;
   try {
