@@ -346,6 +346,102 @@ function table(rows: readonly Row[], models: readonly BenchModel[]): string {
   return out.join('\n');
 }
 
+/** One goal of issue #14: the figure before (the variant kept switchable) and now. */
+interface Goal {
+  readonly what: string;
+  readonly target: string;
+  readonly before: number | undefined;
+  readonly after: number | undefined;
+  readonly met: (x: number) => boolean;
+  readonly digits: number;
+}
+
+/**
+ * The request-path goals (issue #14), from this run's medians: "before" is the design it
+ * replaced, served in the same run (one request posted at a time; JSON on the HTTP thread).
+ */
+function goals(rows: readonly Row[]): string {
+  const at = (model: string, server: Row['server'], c: number) =>
+    rows.find((r) => r.model === model && r.server === server && r.concurrency === c)?.result;
+  const ratio = (a: Measured | undefined, b: Measured | undefined) =>
+    a && b ? a.rps / b.rps : undefined;
+  const added = (a: Measured | undefined, n: Measured | undefined) =>
+    a && n ? a.p50Ms - n.p50Ms : undefined;
+  const raw = (model: string) => at(model, 'raw', 1);
+  const list: Goal[] = [
+    {
+      what: 'tiny, unbatched, 64 in flight: throughput vs the naive server',
+      target: '>= 0.8x',
+      before: ratio(at('tiny', 'depth1', 64), at('tiny', 'naive', 64)),
+      after: ratio(at('tiny', 'bento', 64), at('tiny', 'naive', 64)),
+      met: (x) => x >= 0.8,
+      digits: 2,
+    },
+    {
+      what: 'tiny, 1 in flight: p50 added over the naive server (ms)',
+      target: '<= 0.15',
+      before: added(at('tiny', 'depth1', 1), at('tiny', 'naive', 1)),
+      after: added(at('tiny', 'bento', 1), at('tiny', 'naive', 1)),
+      met: (x) => x <= 0.15,
+      digits: 3,
+    },
+    ...['tiny', 'mlp', 'cnn'].map((m) => ({
+      what: `${m}, 1 in flight: wait for the worker (µs)`,
+      target: '<= 100',
+      before: at(m, 'depth1', 1)?.queueUs,
+      after: at(m, 'bento', 1)?.queueUs,
+      met: (x: number) => x <= 100,
+      digits: 0,
+    })),
+    ...[8, 64].map((c) => ({
+      what: `cnn, unbatched JSON, ${c} in flight: served/raw`,
+      target: c === 8 ? '>= 0.93' : '>= 0.90',
+      before: ratio(at('cnn', 'depth1', c), raw('cnn')),
+      after: ratio(at('cnn', 'bento', c), raw('cnn')),
+      met: (x: number) => x >= (c === 8 ? 0.93 : 0.9),
+      digits: 2,
+    })),
+    ...[8, 64].map((c) => ({
+      what: `cnn, batched + binary, ${c} in flight: served/raw`,
+      target: '>= 0.95',
+      before: undefined,
+      after: ratio(at('cnn', 'binary', c), raw('cnn')),
+      met: (x: number) => x >= 0.95,
+      digits: 2,
+    })),
+    {
+      what: '[1,3,224,224] as JSON, 2 workers, 8 in flight: vs the naive server',
+      target: '>= 1.5x',
+      before: ratio(at('image', 'workers2inline', 8), at('image', 'naive', 8)),
+      after: ratio(at('image', 'workers2', 8), at('image', 'naive', 8)),
+      met: (x) => x >= 1.5,
+      digits: 2,
+    },
+    {
+      what: 'mlp, 64 in flight: batched/unbatched',
+      target: '>= 6x',
+      before: undefined,
+      after: ratio(at('mlp', 'batched', 64), at('mlp', 'bento', 64)),
+      met: (x) => x >= 6,
+      digits: 2,
+    },
+  ];
+  const shown = list.filter((g) => g.after !== undefined && Number.isFinite(g.after));
+  if (shown.length === 0) return '';
+  const out = [
+    "## The request path's goals (#14), this run\n",
+    '"before": the design replaced, served in this same run (one request posted to the worker at a time; JSON decoded on the HTTP thread).\n',
+    '| goal | target | before | now | met |',
+    '| --- | ---: | ---: | ---: | :---: |',
+  ];
+  for (const g of shown) {
+    out.push(
+      `| ${g.what} | ${g.target} | ${g.before === undefined ? '' : fmt(g.before, g.digits)} | ${fmt(g.after!, g.digits)} | ${g.met(g.after!) ? 'yes' : 'no'} |`,
+    );
+  }
+  return `${out.join('\n')}\n\n`;
+}
+
 interface Started {
   readonly url: string;
   readonly child: ChildProcess;
@@ -483,7 +579,7 @@ async function main(): Promise<void> {
             dir: modelsDir,
           },
         );
-  const text = header + table(rows, models) + protocols;
+  const text = header + goals(rows) + table(rows, models) + protocols;
   console.log(text);
   writeFileSync(join(root, 'bench', 'results.md'), text);
 }

@@ -6,20 +6,11 @@
  */
 import { readdirSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import type { CheckContext } from './check-context.js';
 import type { Diagnostic } from './diagnostics.js';
-import { asRecord, isRecord, type Locator, suggest, suggester } from './locator.js';
-import type { OnnxReadResult } from './onnx-info.js';
+import { asRecord, isRecord, suggest, suggester } from './locator.js';
 import { checkPipelines } from './pipelines.js';
 import { DEFAULTS } from './types.js';
-
-export interface CheckContext {
-  readonly value: Record<string, unknown>;
-  readonly at: Locator;
-  /** Model name -> what reading its file gave (absent when files are not checked). */
-  readonly onnx: ReadonlyMap<string, OnnxReadResult>;
-  /** Absolute folder of the spec file, for "did you mean" on a missing model file. */
-  readonly dir: string;
-}
 
 /** The context and what more than one check derives from it, computed once. */
 interface Derived extends CheckContext {

@@ -5,7 +5,7 @@
  * and the checks stay silent where a schema error or another check is the root cause (a step
  * naming an unknown model gets no tensor checks).
  */
-import type { CheckContext } from './checks.js';
+import type { CheckContext } from './check-context.js';
 import type { Diagnostic } from './diagnostics.js';
 import { asRecord, isRecord, suggester } from './locator.js';
 import type { OnnxInfo } from './onnx-info.js';
