@@ -9,14 +9,14 @@
  * Part of `npm run bench` (bench/run.ts); alone: `npm run bench:grpc` (same BENCH_* filters).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import protobuf from 'protobufjs';
 import { ensureBenchModels } from '../scripts/make-models.js';
 import type { LoadResult } from './load.js';
+import { BENTO_BIN, cpuUs, fmt, ROOT, startProcess, stopProcess } from './proc.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
 const here = dirname(fileURLToPath(import.meta.url));
 
 export interface ProtocolModel {
@@ -49,7 +49,7 @@ function writeRequest(m: ProtocolModel, protocol: Protocol, dir: string) {
   const file = join(dir, `protocol-${m.key}-${protocol}`);
   const tensor = { name: m.input, shape: m.shape, datatype: 'FP32' };
   if (protocol === 'grpc') {
-    const proto = new protobuf.Root().loadSync(join(root, 'proto', 'inference.proto'), {
+    const proto = new protobuf.Root().loadSync(join(ROOT, 'proto', 'inference.proto'), {
       keepCase: true,
     });
     const type = proto.lookupType('inference.ModelInferRequest');
@@ -99,21 +99,13 @@ services:
     traffic: { max_concurrency: 1024 }
 `,
   );
-  const args = [join(root, 'bin', 'bento-run.js'), spec, '--port', '0', '--grpc-port', '0'];
-  const child = spawn(process.execPath, [...args, '--log-format', 'json'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise<{ url: string; grpc: string; child: ChildProcess }>((resolve, reject) => {
-    let log = '';
-    const onData = (chunk: Buffer) => {
-      log += chunk.toString();
+  return startProcess(
+    [BENTO_BIN, spec, '--port', '0', '--grpc-port', '0', '--log-format', 'json'],
+    (log) => {
       const m = /"url":"(http:\/\/([^":/]+)[^"]*)".*"grpc_port":(\d+)/.exec(log);
-      if (m) resolve({ url: m[1]!, grpc: `${m[2]}:${m[3]}`, child });
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`bento-run exited ${code}: ${log}`)));
-  });
+      return m ? { url: m[1]!, grpc: `${m[2]}:${m[3]}` } : undefined;
+    },
+  ).then(({ child, found }) => ({ ...found, child }));
 }
 
 /**
@@ -121,18 +113,7 @@ services:
  * encoding, HTTP/1.1 and HTTP/2) and nothing that differs between them; NaN off Linux. Worker
  * threads are left out: their spinning and the runs themselves are the same for every protocol.
  */
-function cpuMs(pid: number | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** Linux's USER_HZ, the unit of /proc/PID/stat's times. */
-const CLOCK_TICKS = 100;
+const cpuMs = (pid: number | undefined): number => cpuUs(pid, 'main') / 1000;
 
 interface Measured extends LoadResult {
   /** The server main thread's CPU time per answered request, in µs: what the protocol costs. */
@@ -170,14 +151,6 @@ function runLoad(
   });
 }
 
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
-
-const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
 const cell = (r: Measured) =>
   `${fmt(r.rps, 0)} (${fmt(r.p50Ms, 3)} / ${fmt(r.p99Ms, 3)}) ${fmt(r.cpuUsPerRequest, 0)} µs${r.errors ? `, ${r.errors} errors` : ''}`;
 
@@ -226,7 +199,7 @@ export async function protocolComparison(
         }
       }
     } finally {
-      await stop(child);
+      await stopProcess(child);
     }
     out.push(`### ${m.title}\n`);
     out.push(
@@ -260,7 +233,7 @@ export function protocolModels(files: { tiny: string; cnn: string }): ProtocolMo
 
 async function main(): Promise<void> {
   const env = process.env;
-  const dir = join(root, 'bench', 'models');
+  const dir = join(ROOT, 'bench', 'models');
   mkdirSync(dir, { recursive: true });
   const wanted = (env.BENCH_MODELS ?? 'tiny,cnn').split(',');
   const models = protocolModels(await ensureBenchModels(dir)).filter((m) => wanted.includes(m.key));

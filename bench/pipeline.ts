@@ -10,12 +10,10 @@
  *
  * Knobs: BENCH_ROWS=1,64  BENCH_REPS=7  BENCH_REQUESTS=200  BENCH_CONCURRENCY=8
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import { BENTO_BIN, median, ROOT, startProcess } from './proc.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
 const env = process.env;
 const ROWS = (env.BENCH_ROWS ?? '1,64').split(',').map(Number);
 const REPS = Number(env.BENCH_REPS ?? 7);
@@ -29,30 +27,13 @@ interface Output {
   data: number[];
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
 async function startServer(): Promise<{ url: string; stop: () => Promise<void> }> {
-  const spec = join(root, 'test', 'fixtures', 'specs', 'pipeline.yaml');
-  const child = spawn(
-    process.execPath,
-    [join(root, 'bin', 'bento-run.js'), 'serve', spec, '--port', '0'],
-    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+  const spec = join(ROOT, 'test', 'fixtures', 'specs', 'pipeline.yaml');
+  const { child, found: url } = await startProcess(
+    [BENTO_BIN, 'serve', spec, '--port', '0'],
+    (text) => text.match(/serving \d+ model\(s\) on (http:\/\/[^\s"]+)/)?.[1],
+    { cwd: ROOT },
   );
-  let text = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      text += chunk.toString();
-      const m = text.match(/serving \d+ model\(s\) on (http:\/\/[^\s"]+)/);
-      if (m) resolve(m[1]!);
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`bento-run exited (${code}):\n${text}`)));
-  });
   return {
     url,
     stop: () =>

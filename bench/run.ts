@@ -20,7 +20,7 @@
  *          BENCH_REPEAT=3  BENCH_GRPC=0 (no gRPC comparison)
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,9 +28,18 @@ import ort from 'onnxruntime-node';
 import { ensureBenchModels } from '../scripts/make-models.js';
 import { protocolComparison, protocolModels } from './grpc.js';
 import { type LoadResult, percentile } from './load.js';
+import {
+  bentoArgs,
+  cpuUs,
+  fmt,
+  listeningUrl,
+  median,
+  ROOT,
+  startProcess,
+  stopProcess,
+} from './proc.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const modelsDir = join(root, 'bench', 'models');
+const modelsDir = join(ROOT, 'bench', 'models');
 const here = dirname(fileURLToPath(import.meta.url));
 const env = process.env;
 const DURATION_MS = Number(env.BENCH_DURATION_MS ?? 2000);
@@ -94,13 +103,6 @@ interface Row {
   readonly range?: readonly [number, number];
 }
 
-const median = (xs: readonly number[]): number => {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (s.length === 0) return Number.NaN;
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
-
 function medianOf(runs: readonly Measured[]): Measured {
   const of = (f: (r: Measured) => number | undefined) =>
     median(runs.map((r) => f(r) ?? Number.NaN));
@@ -117,21 +119,6 @@ function medianOf(runs: readonly Measured[]): Measured {
       ? { firstError: runs.find((r) => r.firstError)!.firstError! }
       : {}),
   };
-}
-
-/** CPU time of every thread of a process so far, in µs (Linux; 0 elsewhere). */
-function processCpuUs(pid: number): number {
-  try {
-    let ticks = 0;
-    for (const t of readdirSync(`/proc/${pid}/task`)) {
-      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    }
-    return (ticks * 1e6) / 100; // USER_HZ
-  } catch {
-    return 0;
-  }
 }
 
 /** The model's cumulative queue time and count, from bento-run's statistics. */
@@ -198,42 +185,21 @@ services:
 }
 
 /** Starts a server process and resolves its base URL once it listens. */
-function startServer(
-  m: BenchModel,
-  kind: ServerKind,
-): Promise<{ url: string; child: ChildProcess }> {
+async function startServer(m: BenchModel, kind: ServerKind): Promise<Started> {
   const variant = VARIANTS[kind];
   const args =
     kind === 'naive'
       ? [join(here, 'naive-server.js'), m.file, '1']
       : variant
         ? [join(here, 'serve-variant.js'), specFor(m, kind), JSON.stringify(variant)]
-        : [
-            join(root, 'bin', 'bento-run.js'),
-            specFor(m, kind),
-            '--port',
-            '0',
-            '--grpc-port',
-            'false',
-            '--log-format',
-            'json',
-          ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let log = '';
-    const onData = (chunk: Buffer) => {
-      log += chunk.toString();
-      // The naive server prints its port; bento-run logs {"event":"listening","url":...}.
-      const url =
-        kind === 'naive'
-          ? /^(\d+)\n/.exec(log)?.[1]?.replace(/^/, 'http://127.0.0.1:')
-          : /"url":"(http:[^"]+)"/.exec(log)?.[1];
-      if (url) resolve({ url, child });
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`server exited ${code}: ${log}`)));
-  });
+        : bentoArgs(specFor(m, kind));
+  // The naive server prints its port; bento-run and serve-variant log {"url":...}.
+  const urlOf = (log: string) =>
+    kind === 'naive'
+      ? /^(\d+)\n/.exec(log)?.[1]?.replace(/^/, 'http://127.0.0.1:')
+      : listeningUrl(log);
+  const { child, found } = await startProcess(args, urlOf);
+  return { child, url: found };
 }
 
 function requestBody(
@@ -302,15 +268,6 @@ function load(
     );
   });
 }
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
-
-const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
 
 function table(rows: readonly Row[], models: readonly BenchModel[]): string {
   const out: string[] = [];
@@ -458,9 +415,9 @@ async function measure(
   const path = kind === 'naive' ? '/' : `/v2/models/${m.key}/infer`;
   const pid = server.child.pid!;
   const q0 = kind === 'naive' ? null : await queueStats(server.url, m.key);
-  const cpu0 = processCpuUs(pid);
+  const cpu0 = cpuUs(pid, 'all');
   const result = await load(server.url, path, body, concurrency);
-  const cpu = processCpuUs(pid) - cpu0;
+  const cpu = cpuUs(pid, 'all') - cpu0;
   const q1 = kind === 'naive' ? null : await queueStats(server.url, m.key);
   // The load process counts what it timed after its warm-up; the server served those too.
   const served = (result.requests * (DURATION_MS + WARMUP_MS)) / DURATION_MS;
@@ -499,7 +456,7 @@ async function benchModel(m: BenchModel, kinds: readonly ServerKind[]): Promise<
       }
     }
   } finally {
-    await Promise.all([...servers.values()].map((s) => stop(s.child)));
+    await Promise.all([...servers.values()].map((s) => stopProcess(s.child)));
   }
   const rows: Row[] = [{ model: m.key, server: 'raw', concurrency: 1, result: medianOf(raws) }];
   for (const kind of kinds) {
@@ -563,7 +520,7 @@ async function main(): Promise<void> {
   const ortVersion = ort.env.versions.node;
   let commit = '';
   try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim();
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim();
   } catch {}
   const header = `# bento-run benchmark\n\n${new Date().toISOString()}, commit ${commit || 'unknown'}: ${cpu[0]?.model ?? 'unknown CPU'}, ${cpu.length} cores, Node ${process.version}, onnxruntime-node ${ortVersion}. Load: a separate process on loopback (undici), ${DURATION_MS} ms per row after ${WARMUP_MS} ms warm-up, ${REPEAT} interleaved repetitions, medians (req/s range in brackets); every server has one worker (two where it says so) with one intra-op thread; the load generator shares the machine. "server CPU" is every thread of the server's process per request; "wait for worker" is the statistics' queue time per request (from the request's hand-over to the runtime until its worker's answer, less session.run). Command: \`npm run bench\`.\n\n`;
   // gRPC vs REST binary vs REST JSON (bench/grpc.ts), on the tiny and CNN models; BENCH_GRPC=0 skips.
@@ -581,7 +538,7 @@ async function main(): Promise<void> {
         );
   const text = header + goals(rows) + table(rows, models) + protocols;
   console.log(text);
-  writeFileSync(join(root, 'bench', 'results.md'), text);
+  writeFileSync(join(ROOT, 'bench', 'results.md'), text);
 }
 
 await main();

@@ -6,16 +6,15 @@
  * worker's requests held) every 10 ms. Then SIGTERM with a client that holds a connection open
  * having sent half its headers: the time to exit. Writes bench/soak.md.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
+import { bentoArgs, listeningUrl, ROOT, startProcess } from './proc.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const models = join(root, 'test', 'fixtures', 'models');
+const models = join(ROOT, 'test', 'fixtures', 'models');
 const SECONDS = Number(process.env.BENCH_SOAK_S ?? 180);
 
 function spec(): string {
@@ -38,32 +37,9 @@ server: { max_body_mb: 8, drain_timeout_s: 5 }
   return file;
 }
 
-function start(file: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      join(root, 'bin', 'bento-run.js'),
-      file,
-      '--port',
-      '0',
-      '--grpc-port',
-      'false',
-      '--log-format',
-      'json',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  return new Promise((resolve, reject) => {
-    let log = '';
-    const on = (d: Buffer) => {
-      log += d.toString();
-      const url = /"url":"(http:[^"]+)"/.exec(log)?.[1];
-      if (url) resolve({ child, url });
-    };
-    child.stdout?.on('data', on);
-    child.stderr?.on('data', on);
-    child.once('exit', (code) => reject(new Error(`bento-run exited ${code}: ${log}`)));
-  });
+async function start(file: string): Promise<{ child: ChildProcess; url: string }> {
+  const { child, found } = await startProcess(bentoArgs(file), listeningUrl);
+  return { child, url: found };
 }
 
 const rssMb = (pid: number) =>
@@ -212,7 +188,7 @@ async function main(): Promise<void> {
   ];
   const text = lines.join('\n');
   console.log(text);
-  writeFileSync(join(root, 'bench', 'soak.md'), text);
+  writeFileSync(join(ROOT, 'bench', 'soak.md'), text);
 }
 
 await main();

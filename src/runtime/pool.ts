@@ -108,12 +108,13 @@ function unavailable(model: string): RuntimeError {
 async function startHandles(
   plan: Plan,
   opts: RuntimeOptions,
+  depth: number,
   events: EventEmitter<RuntimeEvents>,
 ): Promise<WorkerHandle[]> {
   const handleOpts = {
     workerFile: opts.workerFile ?? WORKER_FILE,
     extra: opts.workerData ?? {},
-    depth: Math.min(WITHDRAWN_SLOTS, Math.max(1, opts.depth ?? DEFAULT_DEPTH)),
+    depth: Math.min(WITHDRAWN_SLOTS, depth),
   };
   const handles = plan.services.flatMap((s) =>
     s.workers.map((w) => new WorkerHandle(w, handleOpts, events)),
@@ -138,10 +139,10 @@ export async function startRuntime(
   events = new EventEmitter<RuntimeEvents>(),
 ): Promise<Runtime> {
   checkCudaProvider(plan, opts);
-  const handles = await startHandles(plan, opts, events);
+  const depth = Math.max(1, opts.depth ?? DEFAULT_DEPTH);
+  const handles = await startHandles(plan, opts, depth, events);
   const { models, holders } = modelsOf(handles);
   const pick = createBalancer(holders);
-  const depth = Math.min(BATCH_DEPTH, Math.max(1, opts.depth ?? DEFAULT_DEPTH));
 
   // The device of each model on each worker, looked up once.
   const devices = new Map(
@@ -163,7 +164,7 @@ export async function startRuntime(
     };
   }
 
-  const batchers = createBatchers(plan, holders, depth, runOn, events);
+  const batchers = createBatchers(plan, holders, Math.min(BATCH_DEPTH, depth), runOn, events);
   return {
     plan,
     events,

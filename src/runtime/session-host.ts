@@ -12,7 +12,7 @@ import './float16-guard.js';
 import ort from 'onnxruntime-node';
 import { Piscina } from 'piscina';
 import type { PlannedSession } from '../plan/types.js';
-import { normaliseData } from '../tensor/datatypes.js';
+import { addTensorBuffers, normaliseData } from '../tensor/datatypes.js';
 import type { TensorSignature, WireTensor } from '../tensor/types.js';
 import type {
   InferReplyMessage,
@@ -127,16 +127,12 @@ async function runOne(
       m.outputs.length > 0 ? await session.run(feeds, [...m.outputs]) : await session.run(feeds);
     const inferMs = performance.now() - started;
     const outputs: Record<string, WireTensor> = {};
-    const transfer: ArrayBuffer[] = [];
     for (const name in results) {
       const t = results[name]!;
       const type = t.type as WireTensor['type'];
-      const data = normaliseData(type, t.data);
-      outputs[name] = { type, dims: t.dims, data };
-      if (!Array.isArray(data) && !transfer.includes(data.buffer as ArrayBuffer))
-        transfer.push(data.buffer as ArrayBuffer);
+      outputs[name] = { type, dims: t.dims, data: normaliseData(type, t.data) };
     }
-    return { reply: { id: m.id, outputs, inferMs }, transfer };
+    return { reply: { id: m.id, outputs, inferMs }, transfer: addTensorBuffers(outputs, []) };
   } catch (e) {
     return { reply: { id: m.id, error: e instanceof Error ? e.message : String(e) }, transfer: [] };
   }

@@ -13,6 +13,7 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { RuntimeError } from '../errors.js';
 import type { PlannedWorker } from '../plan/types.js';
+import { addTensorBuffers } from '../tensor/datatypes.js';
 import type { WireTensor } from '../tensor/types.js';
 import type { Cancellation } from './cancellation.js';
 import { cudaProviderFix } from './cuda.js';
@@ -72,16 +73,6 @@ function loadError(w: PlannedWorker, f: LoadFailure): RuntimeError {
   return new RuntimeError('BENTO_ERR_RUNTIME_MODEL_LOAD', `${where}: failed to load: ${f.message}`);
 }
 
-/** Adds where tensor bytes live, to hand the buffers over instead of copying them. */
-function addBuffers(inputs: Readonly<Record<string, WireTensor>>, out: ArrayBuffer[]): void {
-  for (const name in inputs) {
-    const data = inputs[name]!.data;
-    if (Array.isArray(data)) continue;
-    const buffer = data.buffer as ArrayBuffer;
-    if (!out.includes(buffer)) out.push(buffer);
-  }
-}
-
 /** A request withdrawn without a reason of its own (its signal always has one). */
 function withdrawnError(): RuntimeError {
   return new RuntimeError('BENTO_ERR_RUNTIME_WORKER_DIED', 'the request was withdrawn', {
@@ -97,8 +88,8 @@ export class WorkerHandle {
   restarts = 0;
   report: WorkerReport | null = null;
   private pool: Pool;
-  private port: MessagePort | null = null;
-  private withdrawn: Int32Array | null = null;
+  /** The current thread's request port and withdrawal flags; null while it loads or is gone. */
+  private link: { readonly port: MessagePort; readonly withdrawn: Int32Array } | null = null;
   private readonly waiting: Queued[] = [];
   private readonly posted = new Map<number, Queued>();
   private nextId = 0;
@@ -169,9 +160,8 @@ export class WorkerHandle {
 
   /** The thread is gone: what it held fails, what waits here fails too (its load is unknown). */
   private threadDied(): void {
-    this.port?.close();
-    this.port = null;
-    this.withdrawn = null;
+    this.link?.port.close();
+    this.link = null;
     this.state = 'loading';
     this.report = null;
     this.announced.clear();
@@ -212,8 +202,7 @@ export class WorkerHandle {
     // any still missing now, so every session's line precedes the worker's readiness.
     for (const s of r.sessions) this.announce(s);
     port1.on('message', (m: InferReplyMessage) => this.reply(m));
-    this.port = port1;
-    this.withdrawn = withdrawn;
+    this.link = { port: port1, withdrawn };
     this.report = r;
     this.state = 'ready';
     this.pump();
@@ -252,9 +241,9 @@ export class WorkerHandle {
           if (at >= 0) {
             this.waiting.splice(at, 1);
             this.settle(q, job.signal?.reason);
-          } else if (this.posted.get(q.id) === q && this.withdrawn) {
+          } else if (this.posted.get(q.id) === q && this.link) {
             // Posted: the thread skips it if it has not started; either way its answer settles it.
-            Atomics.store(this.withdrawn, q.id % WITHDRAWN_SLOTS, 1);
+            Atomics.store(this.link.withdrawn, q.id % WITHDRAWN_SLOTS, 1);
           }
         },
       };
@@ -276,9 +265,8 @@ export class WorkerHandle {
    * `depth` in all, as one message.
    */
   private pump(): void {
-    const port = this.port;
-    const withdrawn = this.withdrawn;
-    if (!port || !withdrawn || this.state !== 'ready' || this.waiting.length === 0) return;
+    const link = this.link;
+    if (!link || this.state !== 'ready' || this.waiting.length === 0) return;
     const depth = this.opts.depth;
     if (this.posted.size > Math.min(1, depth - 1)) return;
     const batch: InferRequestMessage[] = [];
@@ -286,13 +274,13 @@ export class WorkerHandle {
     while (this.posted.size < depth && this.waiting.length > 0) {
       const q = this.waiting.shift()!;
       q.id = ++this.nextId;
-      Atomics.store(withdrawn, q.id % WITHDRAWN_SLOTS, 0);
+      Atomics.store(link.withdrawn, q.id % WITHDRAWN_SLOTS, 0);
       this.posted.set(q.id, q);
       const { model, inputs, outputs } = q.job;
       batch.push({ id: q.id, model, inputs, outputs });
-      addBuffers(inputs, transfer);
+      addTensorBuffers(inputs, transfer);
     }
-    port.postMessage(batch, transfer);
+    link.port.postMessage(batch, transfer);
   }
 
   private reply(m: InferReplyMessage): void {
@@ -340,8 +328,8 @@ export class WorkerHandle {
     });
     for (const q of this.waiting.splice(0)) this.settle(q, closing);
     await this.whenIdle();
-    this.port?.close();
-    this.port = null;
+    this.link?.port.close();
+    this.link = null;
     await this.pool.close();
   }
 
@@ -349,7 +337,7 @@ export class WorkerHandle {
 
   /** Resolves once no request is posted to the thread (or the thread is gone). */
   whenIdle(): Promise<void> {
-    if (this.posted.size === 0 || !this.port) return Promise.resolve();
+    if (this.posted.size === 0 || !this.link) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 }

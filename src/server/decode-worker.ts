@@ -2,6 +2,7 @@
 import { Piscina } from 'piscina';
 import { BentoError } from '../errors.js';
 import type { ModelInfo } from '../runtime/types.js';
+import { addTensorBuffers } from '../tensor/datatypes.js';
 import { decodeRestBody } from './decode.js';
 import type { RestInferRequest } from './rest-codec.js';
 
@@ -19,11 +20,8 @@ export default function decode(task: DecodeTask): DecodeReply {
   try {
     const body = Buffer.from(task.body.buffer, task.body.byteOffset, task.body.byteLength);
     const request = decodeRestBody(body, task.headerLength, task.model);
-    const buffers = new Set<ArrayBuffer>();
-    for (const t of Object.values(request.inputs))
-      if (!Array.isArray(t.data)) buffers.add(t.data.buffer as ArrayBuffer);
     return Piscina.move({
-      [Piscina.transferableSymbol]: [...buffers],
+      [Piscina.transferableSymbol]: addTensorBuffers(request.inputs, []),
       [Piscina.valueSymbol]: { request },
     } as unknown as Parameters<typeof Piscina.move>[0]) as unknown as DecodeReply;
   } catch (e) {

@@ -29,7 +29,8 @@ function modelNames(ctx: CheckContext): string[] {
   return Object.keys(asRecord(ctx.value.models));
 }
 
-function serviceModels(s: Record<string, unknown>): string[] {
+/** The model names a service lists (what is not a string left out). */
+export function serviceModels(s: Record<string, unknown>): string[] {
   return Array.isArray(s.models) ? s.models.filter((m): m is string => typeof m === 'string') : [];
 }
 

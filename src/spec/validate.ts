@@ -6,7 +6,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { SpecError } from '../errors.js';
-import { runChecks } from './checks.js';
+import { runChecks, serviceModels } from './checks.js';
 import { compareDiagnostics, type Diagnostic } from './diagnostics.js';
 import { asRecord, isRecord, locator } from './locator.js';
 import { type OnnxInfo, type OnnxReadResult, readOnnxInfo } from './onnx-info.js';
@@ -83,12 +83,7 @@ export function validateSpec(parsed: ParsedSpec, opts: ValidateOptions = {}): Va
 function servicesModels(parsed: ParsedSpec, services: readonly string[]): Set<string> | null {
   if (services.length === 0) return null;
   const declared = asRecord(asRecord(parsed.value).services);
-  return new Set(
-    services.flatMap((name) => {
-      const models = asRecord(declared[name]).models;
-      return Array.isArray(models) ? models.filter((m) => typeof m === 'string') : [];
-    }),
-  );
+  return new Set(services.flatMap((name) => serviceModels(asRecord(declared[name]))));
 }
 
 /**

@@ -2,7 +2,7 @@
  * Tensor types across the three vocabularies bento-run speaks: the Open Inference Protocol's
  * datatypes (FP32, INT64, BYTES, ...), ONNX Runtime's tensor types, and typed arrays.
  */
-import type { OrtType, TensorData } from './types.js';
+import type { OrtType, TensorData, WireTensor } from './types.js';
 
 export type ProtocolDatatype =
   | 'FP32'
@@ -132,4 +132,21 @@ export function halfToFloat(h: number): number {
   if (exp === 0) return sign * mant * 2 ** -24;
   if (exp === 0x1f) return mant ? Number.NaN : sign * Number.POSITIVE_INFINITY;
   return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+/**
+ * Adds to `out` each ArrayBuffer the tensors' bytes live in (once each), to hand them over to
+ * another thread instead of copying them; returns `out`.
+ */
+export function addTensorBuffers(
+  tensors: Readonly<Record<string, WireTensor>>,
+  out: ArrayBuffer[],
+): ArrayBuffer[] {
+  for (const name in tensors) {
+    const data = tensors[name]!.data;
+    if (Array.isArray(data)) continue;
+    const buffer = data.buffer as ArrayBuffer;
+    if (!out.includes(buffer)) out.push(buffer);
+  }
+  return out;
 }
