@@ -128,6 +128,7 @@ describe('traffic limits', () => {
   test('a call its client cancels while it waits: withdrawn unrun, its slot freed when the run before it ends', async () => {
     const slotsTaken = async () =>
       metric(await scrape(srv.url), 'bento_requests_in_flight', { service: 'slow' });
+    const withdrawnBefore = worker('slow').withdrawn;
     const first = client.call('ModelInfer', slow('slow', 8)); // about 440 ms
     await until('the first call to reach the worker', () =>
       worker('slow').inFlight === 1 ? true : undefined,
@@ -144,6 +145,11 @@ describe('traffic limits', () => {
       'both slots to be free',
       async () => ((await slotsTaken()) === 0 && worker('slow').inFlight === 0 ? true : undefined),
       1000,
+    );
+    assert.equal(
+      worker('slow').withdrawn - withdrawnBefore,
+      1,
+      'the thread ran the cancelled call',
     );
     await until('the cancelled call to be counted', async () =>
       (await requests('slow', '499')) === 1 ? true : undefined,

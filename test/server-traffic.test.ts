@@ -94,7 +94,8 @@ test('timeout: beyond timeout_s (0.01) a request gets 504, its slot is freed whe
   );
   assert.equal(worker().state, 'ready');
   assert.equal(worker().restarts, 0);
-  assert.equal(worker().completed, 1);
+  // (On a loaded machine its deadline may pass before the thread takes it: then it is skipped.)
+  assert.equal(worker().completed + worker().withdrawn, 1);
   // Running work held its slot until it ended (a worker's backlog never exceeds the limit).
   await until('the slot to be freed', async () =>
     metric(await scrape(srv.url), 'bento_requests_in_flight', { service: 'hurried' }) === 0

@@ -19,6 +19,8 @@ export interface Metrics {
   readonly inFlight: Gauge<'service'>;
   readonly workerRequests: Counter<'service' | 'worker' | 'device'>;
   readonly workerRestarts: Counter<'service' | 'worker' | 'device'>;
+  /** Requests that left before they ran (deadline passed, client gone), by where they were. */
+  readonly withdrawn: Counter<'service' | 'worker' | 'device' | 'stage'>;
   readonly batchSize: Histogram<'model'>;
   /** One pipeline step, from its submission to its result (queue and transfer included). */
   readonly pipelineStepSeconds: Histogram<'pipeline' | 'step'>;
@@ -91,6 +93,12 @@ export function createMetrics(runtime: Runtime): Metrics {
       labelNames: ['service', 'worker', 'device'],
       registers: [registry],
     }),
+    withdrawn: new Counter({
+      name: 'bento_requests_withdrawn_total',
+      help: 'Requests that left before they ran (deadline passed or client gone): stage "queue" from the worker\'s queue, "thread" skipped by its thread',
+      labelNames: ['service', 'worker', 'device', 'stage'],
+      registers: [registry],
+    }),
   };
   new Gauge({
     name: 'bento_worker_ready',
@@ -113,6 +121,14 @@ export function createMetrics(runtime: Runtime): Metrics {
       service: w.service,
       worker: String(w.worker),
       device: deviceOf(w.service, w.worker),
+    });
+  });
+  runtime.events.on('withdrawn', (w, stage) => {
+    metrics.withdrawn.inc({
+      service: w.service,
+      worker: String(w.worker),
+      device: deviceOf(w.service, w.worker),
+      stage,
     });
   });
   return metrics;

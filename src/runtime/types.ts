@@ -47,7 +47,13 @@ export interface WorkerStatus {
   readonly restarts: number;
   /** Requests this worker holds (running, posted to its thread, or waiting for it). */
   readonly inFlight: number;
+  /** Requests its thread ran (withdrawn ones not counted). */
   readonly completed: number;
+  /**
+   * Requests its thread answered without running them: their deadline passed, or their client
+   * went, after they were posted to it.
+   */
+  readonly withdrawn: number;
   /** The slot and thread id as the thread itself reported them when it loaded (null until then). */
   readonly thread: {
     readonly service: string;
@@ -66,6 +72,11 @@ export interface RuntimeEvents {
   'worker-failed': [worker: PlannedWorker, error: RuntimeError];
   /** A worker finished a request: batchers may dispatch what waits. */
   'worker-free': [worker: PlannedWorker];
+  /**
+   * A request left before it ran: from the worker's queue (`queue`) or, posted already, skipped
+   * by its thread (`thread`).
+   */
+  withdrawn: [worker: PlannedWorker, stage: 'queue' | 'thread'];
   /** A batch of `rows` rows from `requests` requests went to a worker. */
   batch: [model: string, rows: number, requests: number];
 }

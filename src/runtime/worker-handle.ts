@@ -85,6 +85,7 @@ type Pool = Piscina<InitTask, WorkerReport | LoadFailure>;
 export class WorkerHandle {
   state: WorkerState = 'loading';
   completed = 0;
+  withdrawn = 0;
   restarts = 0;
   report: WorkerReport | null = null;
   private pool: Pool;
@@ -241,6 +242,7 @@ export class WorkerHandle {
           if (at >= 0) {
             this.waiting.splice(at, 1);
             this.settle(q, job.signal?.reason);
+            this.events.emit('withdrawn', this.planned, 'queue');
           } else if (this.posted.get(q.id) === q && this.link) {
             // Posted: the thread skips it if it has not started; either way its answer settles it.
             Atomics.store(this.link.withdrawn, q.id % WITHDRAWN_SLOTS, 1);
@@ -287,12 +289,17 @@ export class WorkerHandle {
     const q = this.posted.get(m.id);
     if (!q) return;
     this.posted.delete(m.id);
-    this.completed++;
     if (this.posted.size === 0) for (const w of this.idleWaiters.splice(0)) w();
-    if (m.withdrawn) this.settle(q, q.job.signal?.reason ?? withdrawnError());
-    else if (m.error === undefined)
-      this.settle(q, undefined, { outputs: m.outputs, inferMs: m.inferMs });
-    else this.settle(q, inferenceError(q.job.model, m.error));
+    if (m.withdrawn) {
+      this.withdrawn++;
+      this.settle(q, q.job.signal?.reason ?? withdrawnError());
+      this.events.emit('withdrawn', this.planned, 'thread');
+    } else {
+      this.completed++;
+      if (m.error === undefined)
+        this.settle(q, undefined, { outputs: m.outputs, inferMs: m.inferMs });
+      else this.settle(q, inferenceError(q.job.model, m.error));
+    }
     this.pump();
     this.events.emit('worker-free', this.planned);
   }
@@ -306,6 +313,7 @@ export class WorkerHandle {
       restarts: this.restarts,
       inFlight: this.load,
       completed: this.completed,
+      withdrawn: this.withdrawn,
       thread: this.report
         ? {
             service: this.report.service,
