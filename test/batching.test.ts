@@ -167,12 +167,12 @@ function delta(before: Counts, after: Counts) {
 }
 
 /**
- * Sends requests while `slow` (4 rows, about 200 ms, not batched) holds service api's only
+ * Sends requests while `slow` (8 rows, about 440 ms here, not batched) holds service api's only
  * worker, and checks that they all reached the server before it finished: they queue together.
  */
 async function behindSlow(send: () => Promise<JsonResponse>[]): Promise<JsonResponse[]> {
   let slowDone = false;
-  const slow = infer('slow', fp32Body({ x: { shape: [4, 64], data: seeded(256, 7) } })).then(
+  const slow = infer('slow', fp32Body({ x: { shape: [8, 64], data: seeded(512, 7) } })).then(
     (r) => {
       slowDone = true;
       return r;
