@@ -91,9 +91,10 @@ describe('limits', () => {
   });
   after(() => srv?.close());
   const url = (m: string) => `${srv.url}/v2/models/${m}/infer`;
+  /** The worker of service `hurried` (timeout 0.3 s, max_concurrency 2). */
+  const worker = () => srv.runtime.workers().find((w) => w.service === 'hurried')!;
 
   test('a timeout storm: timed-out requests leave the queue, the backlog stays within max_concurrency', async () => {
-    const worker = () => srv.runtime.workers().find((w) => w.service === 'hurried')!;
     let most = 0;
     const watch = setInterval(() => {
       most = Math.max(most, worker().inFlight);
@@ -117,7 +118,6 @@ describe('limits', () => {
   });
 
   test('a request whose deadline passes after it was posted to the thread is not run', async () => {
-    const worker = () => srv.runtime.workers().find((w) => w.service === 'hurried')!;
     await until('the worker to be empty', () => (worker().inFlight === 0 ? true : undefined));
     const before = worker();
     // A runs about 1.1 s here (well over its 0.3 s deadline on a CPU three times as fast); B,
@@ -179,7 +179,6 @@ describe('limits', () => {
     } finally {
       clearInterval(trickle);
     }
-    const worker = () => srv.runtime.workers().find((w) => w.service === 'hurried')!;
     await until('the worker to be empty', () => (worker().inFlight === 0 ? true : undefined));
     const ok = await post(url('slow'), slowBody(1));
     assert.equal(ok.status, 200, ok.text);

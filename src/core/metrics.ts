@@ -29,9 +29,14 @@ export interface Metrics {
 export function createMetrics(runtime: Runtime): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'bento_' });
-  const deviceOf = (service: string, worker: number) =>
-    runtime.plan.placements.find((p) => p.service === service && p.worker === worker)?.device ??
-    'cpu';
+  /** A worker's labels: its service, its index, and the device its placement planned. */
+  const workerLabels = (w: { readonly service: string; readonly worker: number }) => ({
+    service: w.service,
+    worker: String(w.worker),
+    device:
+      runtime.plan.placements.find((p) => p.service === w.service && p.worker === w.worker)
+        ?.device ?? 'cpu',
+  });
   const metrics: Metrics = {
     registry,
     requests: new Counter({
@@ -107,29 +112,15 @@ export function createMetrics(runtime: Runtime): Metrics {
     registers: [registry],
     collect() {
       for (const w of runtime.workers()) {
-        this.set(
-          { service: w.service, worker: String(w.worker), device: deviceOf(w.service, w.worker) },
-          w.state === 'ready' ? 1 : 0,
-        );
+        this.set(workerLabels(w), w.state === 'ready' ? 1 : 0);
       }
     },
   });
   for (const s of runtime.plan.services) metrics.inFlight.set({ service: s.name }, 0);
   runtime.events.on('batch', (model, rows) => metrics.batchSize.observe({ model }, rows));
-  runtime.events.on('worker-exit', (w) => {
-    metrics.workerRestarts.inc({
-      service: w.service,
-      worker: String(w.worker),
-      device: deviceOf(w.service, w.worker),
-    });
-  });
-  runtime.events.on('withdrawn', (w, stage) => {
-    metrics.withdrawn.inc({
-      service: w.service,
-      worker: String(w.worker),
-      device: deviceOf(w.service, w.worker),
-      stage,
-    });
-  });
+  runtime.events.on('worker-exit', (w) => metrics.workerRestarts.inc(workerLabels(w)));
+  runtime.events.on('withdrawn', (w, stage) =>
+    metrics.withdrawn.inc({ ...workerLabels(w), stage }),
+  );
   return metrics;
 }
