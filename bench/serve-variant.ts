@@ -10,13 +10,17 @@ import { startServer } from '../src/server/http.js';
 import { loadSpec } from '../src/spec/validate.js';
 
 const [specFile, variantJson] = process.argv.slice(2);
-const variant = JSON.parse(variantJson ?? '{}') as { depth?: number; decoderThreads?: number };
+const variant = JSON.parse(variantJson ?? '{}') as {
+  depth?: number;
+  holdAnswersMs?: number;
+  decoderThreads?: number;
+};
 const { spec } = loadSpec(specFile!);
 const plan = planPlacement(spec, discoverDevices({ env: process.env }).devices, { cpu: true });
-const runtime = await startRuntime(
-  plan,
-  variant.depth === undefined ? {} : { depth: variant.depth },
-);
+const runtime = await startRuntime(plan, {
+  ...(variant.depth === undefined ? {} : { depth: variant.depth }),
+  ...(variant.holdAnswersMs === undefined ? {} : { holdAnswersMs: variant.holdAnswersMs }),
+});
 const server = await startServer(runtime, {
   host: '127.0.0.1',
   port: 0,

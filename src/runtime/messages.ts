@@ -48,6 +48,11 @@ export interface InitTask {
    * The thread answers such a request with `withdrawn` instead of running it.
    */
   readonly withdrawn: Int32Array;
+  /**
+   * How long an answer may wait for the ones after it, to go back in one message (ms); 0 sends
+   * each at once.
+   */
+  readonly holdMs: number;
 }
 
 /** A load failure, as data: errors lose their class when they cross threads. */
@@ -80,7 +85,8 @@ export interface InferResult {
 }
 
 /**
- * worker -> main, over the worker's port: the result, onnxruntime's error message, or word
+ * worker -> main, over the worker's port, as a list (the answers of a run of short requests):
+ * the result, onnxruntime's error message, or word
  * that the request was withdrawn before it started (and so never ran).
  */
 export type InferReplyMessage =

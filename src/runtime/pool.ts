@@ -38,6 +38,12 @@ const WORKER_FILE = fileURLToPath(new URL('./worker.js', import.meta.url));
 export const DEFAULT_DEPTH = 16;
 
 /**
+ * How long a thread may hold a short request's answer to send it with the next ones: one
+ * message (and one wake-up of the HTTP thread) for a run of short requests, at most this late.
+ */
+export const DEFAULT_HOLD_MS = 0.2;
+
+/**
  * Batches a worker holds at once: a full batch may wait behind the running one, so the device
  * never waits for the round trip between two batches; more would only add latency.
  */
@@ -115,6 +121,7 @@ async function startHandles(
     workerFile: opts.workerFile ?? WORKER_FILE,
     extra: opts.workerData ?? {},
     depth: Math.min(WITHDRAWN_SLOTS, depth),
+    holdMs: opts.holdAnswersMs ?? DEFAULT_HOLD_MS,
   };
   const handles = plan.services.flatMap((s) =>
     s.workers.map((w) => new WorkerHandle(w, handleOpts, events)),

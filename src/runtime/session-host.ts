@@ -140,25 +140,44 @@ async function runOne(
 
 /**
  * Serves requests from `port` strictly in arrival order, one session.run at a time; one the
- * main thread withdrew after posting it is answered without running.
+ * main thread withdrew after posting it is answered without running. Answers go back in one
+ * message per run of short requests: an answer waits for the next ones only while the queue is
+ * not empty and it would be sent at most `holdMs` late (judged by the last run's length), so a
+ * long run's answer goes at once and the last answer of a burst never waits.
  */
 function serve(
   port: MessagePort,
   withdrawn: Int32Array,
   sessions: ReadonlyMap<string, ort.InferenceSession>,
+  holdMs: number,
 ): void {
   const queue: InferRequestMessage[] = [];
   let running = false;
+  let replies: InferReplyMessage[] = [];
+  let transfer: ArrayBuffer[] = [];
+  let oldest = 0;
+  function flush(): void {
+    port.postMessage(replies, transfer);
+    replies = [];
+    transfer = [];
+  }
   async function work(): Promise<void> {
     running = true;
     while (queue.length > 0) {
       const m = queue.shift()!;
+      const started = performance.now();
       if (Atomics.load(withdrawn, m.id % withdrawn.length) === 1) {
-        port.postMessage({ id: m.id, withdrawn: true } satisfies InferReplyMessage);
-        continue;
+        replies.push({ id: m.id, withdrawn: true });
+      } else {
+        const done = await runOne(sessions, m);
+        replies.push(done.reply);
+        for (const b of done.transfer) transfer.push(b);
       }
-      const { reply, transfer } = await runOne(sessions, m);
-      port.postMessage(reply, transfer);
+      const now = performance.now();
+      if (replies.length === 1) oldest = now;
+      // The next run is about as long as this one: hold the answers only if that keeps them
+      // within holdMs.
+      if (queue.length === 0 || now - oldest + (now - started) > holdMs) flush();
     }
     running = false;
   }
@@ -179,7 +198,7 @@ export function createWorker(
   const loading = openSessions(data, sessions, hooks);
   return async (task) => {
     const loaded = await loading;
-    if (!('failed' in loaded)) serve(task.port, task.withdrawn, sessions);
+    if (!('failed' in loaded)) serve(task.port, task.withdrawn, sessions, task.holdMs);
     return loaded;
   };
 }

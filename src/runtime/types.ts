@@ -23,6 +23,11 @@ export interface RuntimeOptions {
    * requests. Batched models keep at most 2 batches per thread.
    */
   readonly depth?: number;
+  /**
+   * How long a thread may hold a short request's answer to send it with the next ones, in one
+   * message (default 0.2 ms); 0 sends each answer in a message of its own.
+   */
+  readonly holdAnswersMs?: number;
 }
 
 export interface ModelInfo {

@@ -53,6 +53,8 @@ export interface HandleOptions {
   readonly extra: Readonly<Record<string, unknown>>;
   /** The most requests posted to the thread at once (at most WITHDRAWN_SLOTS). */
   readonly depth: number;
+  /** How long the thread may hold an answer to send it with the next ones (ms). */
+  readonly holdMs: number;
 }
 
 /** Withdrawal flags shared with a thread: request id modulo this; more than can be posted. */
@@ -189,7 +191,10 @@ export class WorkerHandle {
     const withdrawn = new Int32Array(new SharedArrayBuffer(4 * WITHDRAWN_SLOTS));
     let r: WorkerReport | LoadFailure;
     try {
-      r = await this.pool.run({ kind: 'init', port: port2, withdrawn }, { transferList: [port2] });
+      r = await this.pool.run(
+        { kind: 'init', port: port2, withdrawn, holdMs: this.opts.holdMs },
+        { transferList: [port2] },
+      );
     } catch (e) {
       port1.close();
       throw e;
@@ -202,7 +207,7 @@ export class WorkerHandle {
     // Progress messages travel apart from the task's answer and may come after it: announce
     // any still missing now, so every session's line precedes the worker's readiness.
     for (const s of r.sessions) this.announce(s);
-    port1.on('message', (m: InferReplyMessage) => this.reply(m));
+    port1.on('message', (answers: readonly InferReplyMessage[]) => this.replies(answers));
     this.link = { port: port1, withdrawn };
     this.report = r;
     this.state = 'ready';
@@ -285,11 +290,17 @@ export class WorkerHandle {
     link.port.postMessage(batch, transfer);
   }
 
+  private replies(answers: readonly InferReplyMessage[]): void {
+    for (const m of answers) this.reply(m);
+    if (this.posted.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+    this.pump();
+    this.events.emit('worker-free', this.planned);
+  }
+
   private reply(m: InferReplyMessage): void {
     const q = this.posted.get(m.id);
     if (!q) return;
     this.posted.delete(m.id);
-    if (this.posted.size === 0) for (const w of this.idleWaiters.splice(0)) w();
     if (m.withdrawn) {
       this.withdrawn++;
       this.settle(q, q.job.signal?.reason ?? withdrawnError());
@@ -300,8 +311,6 @@ export class WorkerHandle {
         this.settle(q, undefined, { outputs: m.outputs, inferMs: m.inferMs });
       else this.settle(q, inferenceError(q.job.model, m.error));
     }
-    this.pump();
-    this.events.emit('worker-free', this.planned);
   }
 
   status(): WorkerStatus {

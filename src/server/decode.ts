@@ -1,12 +1,13 @@
 /**
  * A REST infer body -> the core's request: the binary extension's framing, JSON (with Triton's
- * NaN/Infinity tokens), then the tensors checked against the model. Run on the HTTP thread for
+ * NaN/Infinity tokens; long number lists read without JSON.parse), then the tensors checked against the model. Run on the HTTP thread for
  * small bodies, on a decoder thread for large JSON ones (decoder-pool.ts).
  */
 import { InferenceError } from '../errors.js';
 import type { ModelInfo } from '../runtime/types.js';
 import { splitBody } from '../tensor/binary.js';
 import { parseJsonWithNonFinite } from '../tensor/json.js';
+import { liftDataLists } from '../tensor/json-lists.js';
 import { parseInferRequest, type RestInferRequest } from './rest-codec.js';
 
 export function decodeRestBody(
@@ -20,14 +21,16 @@ export function decodeRestBody(
   } catch (e) {
     throw new InferenceError('BENTO_ERR_INFER_INVALID', (e as Error).message);
   }
+  // Long number lists are read straight from the bytes, the rest is parsed (json-lists.ts).
+  const lifted = liftDataLists(parts.json);
   let json: unknown;
   try {
-    json = parseJsonWithNonFinite(parts.json.toString('utf8'));
+    json = parseJsonWithNonFinite(lifted ? lifted.json : parts.json.toString('utf8'));
   } catch (e) {
     throw new InferenceError(
       'BENTO_ERR_INFER_INVALID',
       `request body is not valid JSON: ${(e as Error).message.slice(0, 200)}`,
     );
   }
-  return parseInferRequest(json, model, parts.binary);
+  return parseInferRequest(json, model, parts.binary, lifted);
 }

@@ -16,6 +16,7 @@ import type { RestInferRequest } from './rest-codec.js';
 export const OFFLOAD_BYTES = 256 * 1024;
 
 export interface Decoder {
+  /** A large JSON body goes to a decoder thread, and is no longer the caller's to use. */
   decode(
     body: Buffer,
     headerLength: string | string[] | undefined,
@@ -41,7 +42,13 @@ export function createDecoder(opts: { threads?: number; offloadBytes?: number } 
         maxThreads: threads,
         idleTimeout: 30_000,
       });
-      const reply = await pool.run({ body, headerLength: header, model });
+      // A body read in several chunks is a buffer of its own (Buffer.concat): hand it over
+      // instead of copying it; one from a single chunk may share its memory, so it is copied.
+      const owned = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength;
+      const reply = await pool.run(
+        { body, headerLength: header, model },
+        owned ? { transferList: [body.buffer as ArrayBuffer] } : {},
+      );
       if ('error' in reply) {
         throw new InferenceError(reply.error.code as InferenceErrorCode, reply.error.message);
       }

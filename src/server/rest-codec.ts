@@ -16,6 +16,7 @@ import type { ModelInfo } from '../runtime/types.js';
 import { decodeBinaryTensor, encodeBinaryTensor } from '../tensor/binary.js';
 import { elementCount, ORT_TO_PROTOCOL, type ProtocolDatatype } from '../tensor/datatypes.js';
 import { flattenData, jsonDataText, toTensorData } from '../tensor/json.js';
+import { type LiftedBody, liftedList, liftedTensorData } from '../tensor/json-lists.js';
 import type { TensorSignature, WireTensor } from '../tensor/types.js';
 import { isRecord } from '../util/records.js';
 
@@ -58,6 +59,7 @@ function decodeInput(
   model: ModelInfo,
   binary: Buffer | null,
   offset: number,
+  lifted: LiftedBody | null,
 ): { name: string; tensor: WireTensor; used: number } {
   if (!isRecord(raw)) throw bad(`inputs[${i}] must be an object with name, shape, datatype, data`);
   const name = raw.name;
@@ -82,14 +84,23 @@ function decodeInput(
       throw bad(`input \`${name}\`: binary data ${(e as Error).message}`);
     }
   }
+  const expected = elementCount(dims);
+  const count = (n: number) => {
+    if (n !== expected) {
+      throw bad(
+        `input \`${name}\`: shape [${dims.join(', ')}] needs ${expected} elements, data has ${n}`,
+      );
+    }
+  };
+  const list = liftedList(lifted, raw.data);
+  if (list && lifted) {
+    count(list.values.length);
+    const data = liftedTensorData(type, list, lifted.source, name);
+    return { name, tensor: { type, dims, data }, used: 0 };
+  }
   if (!Array.isArray(raw.data)) throw bad(`input \`${name}\`: data must be a list`);
   const values = flattenData(raw.data, dims, name);
-  const expected = elementCount(dims);
-  if (values.length !== expected) {
-    throw bad(
-      `input \`${name}\`: shape [${dims.join(', ')}] needs ${expected} elements, data has ${values.length}`,
-    );
-  }
+  count(values.length);
   return { name, tensor: { type, dims, data: toTensorData(type, values, name) }, used: 0 };
 }
 
@@ -98,6 +109,7 @@ export function parseInferRequest(
   body: unknown,
   model: ModelInfo,
   binary: Buffer | null = null,
+  lifted: LiftedBody | null = null,
 ): RestInferRequest {
   if (!isRecord(body)) throw bad('the request body must be a JSON object with `inputs`');
   const { id, inputs, outputs, parameters } = body;
@@ -108,7 +120,7 @@ export function parseInferRequest(
   const tensors: Record<string, WireTensor> = {};
   let offset = 0;
   for (const [i, raw] of inputs.entries()) {
-    const { name, tensor, used } = decodeInput(raw, i, model, binary, offset);
+    const { name, tensor, used } = decodeInput(raw, i, model, binary, offset, lifted);
     if (name in tensors) throw bad(`input \`${name}\` is given twice`);
     tensors[name] = tensor;
     offset += used;
