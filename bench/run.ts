@@ -26,6 +26,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
 import { ensureBenchModels } from '../scripts/make-models.js';
+import { roundTripFloorUs } from './floor.js';
 import { protocolComparison, protocolModels } from './grpc.js';
 import { type LoadResult, percentile } from './load.js';
 import {
@@ -63,8 +64,11 @@ type ServerKind =
   | 'fixed'
   | 'binary'
   | 'depth1'
+  | 'hold0'
   | 'workers2'
-  | 'workers2inline';
+  | 'workers2inline'
+  | 'workers2parse'
+  | 'parse';
 
 const SERVER_TITLES: Record<ServerKind | 'raw', string> = {
   raw: 'raw session.run (1 thread, in-process loop)',
@@ -73,17 +77,25 @@ const SERVER_TITLES: Record<ServerKind | 'raw', string> = {
   batched: 'bento-run, adaptive batching',
   fixed: 'bento-run, fixed-wait batching',
   binary: 'bento-run, adaptive batching + binary tensors',
-  depth1: 'bento-run, no batching, one request posted to the worker at a time (before #14)',
+  depth1:
+    'bento-run, no batching, one request posted to the worker at a time, whole body by JSON.parse (before #14)',
   depth2: 'bento-run, no batching, up to two posted, one per message (first #14 step)',
+  hold0: 'bento-run, no batching, every answer in a message of its own (before answers were held)',
   workers2: 'bento-run, 2 workers, JSON decoded on decoder threads',
   workers2inline: 'bento-run, 2 workers, JSON decoded on the HTTP thread (before #14)',
+  workers2parse:
+    'bento-run, 2 workers, decoder threads, whole body by JSON.parse (before number lists were lifted)',
+  parse: 'bento-run, no batching, whole body by JSON.parse (before number lists were lifted)',
 };
 
 /** Variants served by bench/serve-variant.ts: a design alternative switched off. */
-const VARIANTS: Partial<Record<ServerKind, Record<string, number>>> = {
-  depth1: { depth: 1 },
+const VARIANTS: Partial<Record<ServerKind, Record<string, number | boolean>>> = {
+  depth1: { depth: 1, lift: false },
   depth2: { depth: 2 },
-  workers2inline: { decoderThreads: 0 },
+  hold0: { holdAnswersMs: 0 },
+  workers2inline: { decoderThreads: 0, lift: false },
+  workers2parse: { lift: false },
+  parse: { lift: false },
 };
 
 /** A load run, with what the server spent on it. */
@@ -162,10 +174,9 @@ async function raw(m: BenchModel): Promise<Measured> {
 }
 
 function specFor(m: BenchModel, kind: ServerKind): string {
-  const batching =
-    kind === 'bento' || kind.startsWith('depth') || kind.startsWith('workers2')
-      ? ''
-      : `\n    batching: { max_batch_size: 64, max_latency_ms: 5, policy: ${kind === 'fixed' ? 'fixed' : 'adaptive'} }`;
+  const batching = !['batched', 'fixed', 'binary'].includes(kind)
+    ? ''
+    : `\n    batching: { max_batch_size: 64, max_latency_ms: 5, policy: ${kind === 'fixed' ? 'fixed' : 'adaptive'} }`;
   const path = join(modelsDir, `spec-${m.key}-${kind}.yaml`);
   writeFileSync(
     path,
@@ -317,7 +328,7 @@ interface Goal {
  * The request-path goals (issue #14), from this run's medians: "before" is the design it
  * replaced, served in the same run (one request posted at a time; JSON on the HTTP thread).
  */
-function goals(rows: readonly Row[]): string {
+function goals(rows: readonly Row[], floors: ReadonlyMap<string, number>): string {
   const at = (model: string, server: Row['server'], c: number) =>
     rows.find((r) => r.model === model && r.server === server && r.concurrency === c)?.result;
   const ratio = (a: Measured | undefined, b: Measured | undefined) =>
@@ -343,7 +354,7 @@ function goals(rows: readonly Row[]): string {
       digits: 3,
     },
     ...['tiny', 'mlp', 'cnn'].map((m) => ({
-      what: `${m}, 1 in flight: wait for the worker (µs)`,
+      what: `${m}, 1 in flight: wait for the worker (µs)${floors.has(m) ? `; a bare round trip to a thread here: ${fmt(floors.get(m)!, 0)}` : ''}`,
       target: '<= 100',
       before: at(m, 'depth1', 1)?.queueUs,
       after: at(m, 'bento', 1)?.queueUs,
@@ -387,7 +398,7 @@ function goals(rows: readonly Row[]): string {
   if (shown.length === 0) return '';
   const out = [
     "## The request path's goals (#14), this run\n",
-    '"before": the design replaced, served in this same run (one request posted to the worker at a time; JSON decoded on the HTTP thread).\n',
+    '"before": the design replaced, served in this same run (one request posted to the worker at a time, every answer in its own message; JSON decoded whole by JSON.parse on the HTTP thread).\n',
     '| goal | target | before | now | met |',
     '| --- | ---: | ---: | ---: | :---: |',
   ];
@@ -512,8 +523,18 @@ async function main(): Promise<void> {
   const models = all.filter((m) => wanted.includes(m.key));
   const kindsFor = (m: BenchModel): ServerKind[] =>
     m.key === 'image'
-      ? ['naive', 'bento', 'workers2', 'workers2inline']
-      : ['naive', 'bento', 'depth2', 'depth1', 'batched', 'fixed', 'binary'];
+      ? ['naive', 'bento', 'parse', 'workers2', 'workers2parse', 'workers2inline']
+      : [
+          'naive',
+          'bento',
+          'hold0',
+          ...(m.key === 'cnn' ? (['parse'] as const) : []),
+          'depth2',
+          'depth1',
+          'batched',
+          'fixed',
+          'binary',
+        ];
   const rows: Row[] = [];
   for (const m of models) rows.push(...(await benchModel(m, kindsFor(m))));
   const cpu = cpus();
@@ -536,7 +557,13 @@ async function main(): Promise<void> {
             dir: modelsDir,
           },
         );
-  const text = header + goals(rows) + table(rows, models) + protocols;
+  // The floor under the wait for a worker: a bare thread round trip, as long a sleep as a run.
+  const floors = new Map<string, number>();
+  for (const m of models.filter((x) => x.key !== 'image')) {
+    const rawRun = rows.find((r) => r.model === m.key && r.server === 'raw')!.result;
+    floors.set(m.key, await roundTripFloorUs(rawRun.p50Ms, 1500));
+  }
+  const text = header + goals(rows, floors) + table(rows, models) + protocols;
   console.log(text);
   writeFileSync(join(ROOT, 'bench', 'results.md'), text);
 }

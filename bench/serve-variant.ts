@@ -14,6 +14,7 @@ const variant = JSON.parse(variantJson ?? '{}') as {
   depth?: number;
   holdAnswersMs?: number;
   decoderThreads?: number;
+  lift?: boolean;
 };
 const { spec } = loadSpec(specFile!);
 const plan = planPlacement(spec, discoverDevices({ env: process.env }).devices, { cpu: true });
@@ -28,6 +29,7 @@ const server = await startServer(runtime, {
   log: createLogger({ level: 'warn', write: (l) => process.stderr.write(l) }),
   maxBodyBytes: spec.server.maxBodyMb * 1024 * 1024,
   ...(variant.decoderThreads === undefined ? {} : { decoderThreads: variant.decoderThreads }),
+  ...(variant.lift === undefined ? {} : { liftJsonLists: variant.lift }),
 });
 process.stdout.write(`${JSON.stringify({ event: 'listening', url: server.url })}\n`);
 process.once('SIGTERM', async () => {

@@ -10,6 +10,7 @@ export interface DecodeTask {
   readonly body: Uint8Array;
   readonly headerLength: string | undefined;
   readonly model: ModelInfo;
+  readonly lift: boolean;
 }
 
 export type DecodeReply =
@@ -19,7 +20,7 @@ export type DecodeReply =
 export default function decode(task: DecodeTask): DecodeReply {
   try {
     const body = Buffer.from(task.body.buffer, task.body.byteOffset, task.body.byteLength);
-    const request = decodeRestBody(body, task.headerLength, task.model);
+    const request = decodeRestBody(body, task.headerLength, task.model, task.lift);
     return Piscina.move({
       [Piscina.transferableSymbol]: addTensorBuffers(request.inputs, []),
       [Piscina.valueSymbol]: { request },

@@ -14,6 +14,7 @@ export function decodeRestBody(
   body: Buffer,
   headerLength: string | string[] | undefined,
   model: ModelInfo,
+  lift = true,
 ): RestInferRequest {
   let parts: ReturnType<typeof splitBody>;
   try {
@@ -22,7 +23,7 @@ export function decodeRestBody(
     throw new InferenceError('BENTO_ERR_INFER_INVALID', (e as Error).message);
   }
   // Long number lists are read straight from the bytes, the rest is parsed (json-lists.ts).
-  const lifted = liftDataLists(parts.json);
+  const lifted = lift ? liftDataLists(parts.json) : null;
   let json: unknown;
   try {
     json = parseJsonWithNonFinite(lifted ? lifted.json : parts.json.toString('utf8'));

@@ -25,8 +25,17 @@ export interface Decoder {
   close(): Promise<void>;
 }
 
-export function createDecoder(opts: { threads?: number; offloadBytes?: number } = {}): Decoder {
+export interface DecoderOptions {
+  /** Decoder threads (default: one per core; 0: every body on the HTTP thread). */
+  readonly threads?: number;
+  readonly offloadBytes?: number;
+  /** Read long number lists straight from the bytes (default true; false: JSON.parse all). */
+  readonly lift?: boolean;
+}
+
+export function createDecoder(opts: DecoderOptions = {}): Decoder {
   const offload = opts.offloadBytes ?? OFFLOAD_BYTES;
+  const lift = opts.lift ?? true;
   let pool: Piscina<DecodeTask, DecodeReply> | null = null;
   const threads = Math.max(1, opts.threads ?? availableParallelism());
   return {
@@ -34,7 +43,7 @@ export function createDecoder(opts: { threads?: number; offloadBytes?: number } 
       const header = Array.isArray(headerLength) ? headerLength[0] : headerLength;
       // With the binary extension the JSON part is small: parse it here.
       if (threads === 0 || body.length < offload || header !== undefined) {
-        return decodeRestBody(body, headerLength, model);
+        return decodeRestBody(body, headerLength, model, lift);
       }
       pool ??= new Piscina({
         filename: fileURLToPath(new URL('./decode-worker.js', import.meta.url)),
@@ -46,7 +55,7 @@ export function createDecoder(opts: { threads?: number; offloadBytes?: number } 
       // instead of copying it; one from a single chunk may share its memory, so it is copied.
       const owned = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength;
       const reply = await pool.run(
-        { body, headerLength: header, model },
+        { body, headerLength: header, model, lift },
         owned ? { transferList: [body.buffer as ArrayBuffer] } : {},
       );
       if ('error' in reply) {

@@ -33,6 +33,8 @@ export interface ServerOptions {
   readonly auth?: Authenticator | null;
   /** Threads that decode large JSON bodies (default: one per core; 0: on the HTTP thread). */
   readonly decoderThreads?: number;
+  /** Long JSON number lists read from the bytes, not by JSON.parse (default true). */
+  readonly liftJsonLists?: boolean;
   /** PEM files: serve HTTPS. */
   readonly tls?: { readonly cert: string; readonly key: string } | null;
   /** Routes served besides the protocol's (matched after them). */
@@ -95,9 +97,10 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
 
 export async function startServer(runtime: Runtime, opts: ServerOptions): Promise<RunningServer> {
   const core = createInferenceCore(runtime);
-  const decoder = createDecoder(
-    opts.decoderThreads === undefined ? {} : { threads: opts.decoderThreads },
-  );
+  const decoder = createDecoder({
+    ...(opts.decoderThreads === undefined ? {} : { threads: opts.decoderThreads }),
+    ...(opts.liftJsonLists === undefined ? {} : { lift: opts.liftJsonLists }),
+  });
   const extra = typeof opts.routes === 'function' ? opts.routes(core) : (opts.routes ?? []);
   const match = createRouter([
     ...restRoutes({
