@@ -48,7 +48,7 @@ const MARKER = `bento-list-${randomBytes(12).toString('hex')}-`;
 /** The most relative error of an approximately read value (see readNumber). */
 const RELATIVE_ERROR = 2 ** -48;
 
-const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
+const POW10 = Float64Array.from({ length: 23 }, (_, i) => 10 ** i);
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -65,7 +65,6 @@ const ZERO = 0x30;
 const NINE = 0x39;
 
 const isSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-const isDigit = (c: number) => c >= ZERO && c <= NINE;
 
 function skipSpace(b: Uint8Array, i: number): number {
   while (i < b.length && isSpace(b[i]!)) i++;
@@ -101,47 +100,64 @@ interface NumberOut {
  * list is left for JSON.parse.
  */
 function readNumber(b: Uint8Array, i: number, out: NumberOut): boolean {
-  const n = b.length;
-  let negative = false;
-  if (b[i] === MINUS) {
-    negative = true;
-    i++;
-  }
-  if (i >= n || !isDigit(b[i]!)) return false;
+  // Past the end, b[i] is undefined and every comparison below is false.
+  let c = b[i]!;
+  const negative = c === MINUS;
+  if (negative) c = b[++i]!;
+  if (!(c >= ZERO && c <= NINE)) return false;
   let mantissa = 0;
   let digits = 0;
   let scale = 0;
-  if (b[i] === ZERO) i++;
+  // Digits gather in `chunk` (integer arithmetic, at most 9 digits) and fold into the mantissa
+  // 9 at a time: exact up to 15 digits; past that the mantissa is read approximately (below).
+  let chunk = 0;
+  let inChunk = 0;
+  if (c === ZERO) c = b[++i]!;
   else {
-    for (; i < n && isDigit(b[i]!); i++) {
-      // Leading digits only: past 15, count the magnitude but read approximately.
-      mantissa = mantissa * 10 + (b[i]! - ZERO);
-      digits++;
-    }
-  }
-  if (i < n && b[i] === DOT) {
-    i++;
-    if (i >= n || !isDigit(b[i]!)) return false;
-    for (; i < n && isDigit(b[i]!); i++) {
-      if (mantissa === 0 && b[i] === ZERO) {
-        scale--;
-        continue;
+    do {
+      chunk = chunk * 10 + (c - ZERO);
+      if (++inChunk === 9) {
+        mantissa = mantissa * 1e9 + chunk;
+        chunk = 0;
+        inChunk = 0;
       }
-      mantissa = mantissa * 10 + (b[i]! - ZERO);
+      digits++;
+      c = b[++i]!;
+    } while (c >= ZERO && c <= NINE);
+  }
+  if (c === DOT) {
+    c = b[++i]!;
+    if (!(c >= ZERO && c <= NINE)) return false;
+    // Zeros before the first significant digit only move the decimal point.
+    if (digits === 0) {
+      while (c === ZERO) {
+        scale--;
+        c = b[++i]!;
+      }
+    }
+    while (c >= ZERO && c <= NINE) {
+      chunk = chunk * 10 + (c - ZERO);
+      if (++inChunk === 9) {
+        mantissa = mantissa * 1e9 + chunk;
+        chunk = 0;
+        inChunk = 0;
+      }
       digits++;
       scale--;
+      c = b[++i]!;
     }
   }
-  if (i < n && (b[i] === 0x65 || b[i] === 0x45)) {
-    i++;
-    let expNegative = false;
-    if (b[i] === PLUS || b[i] === MINUS) {
-      expNegative = b[i] === MINUS;
-      i++;
-    }
-    if (i >= n || !isDigit(b[i]!)) return false;
+  mantissa = mantissa * POW10[inChunk]! + chunk;
+  if (c === 0x65 || c === 0x45) {
+    c = b[++i]!;
+    const expNegative = c === MINUS;
+    if (c === PLUS || c === MINUS) c = b[++i]!;
+    if (!(c >= ZERO && c <= NINE)) return false;
     let e = 0;
-    for (; i < n && isDigit(b[i]!); i++) if (e < 100000) e = e * 10 + (b[i]! - ZERO);
+    do {
+      if (e < 100000) e = e * 10 + (c - ZERO);
+      c = b[++i]!;
+    } while (c >= ZERO && c <= NINE);
     scale += expNegative ? -e : e;
   }
   let value: number;
@@ -150,16 +166,15 @@ function readNumber(b: Uint8Array, i: number, out: NumberOut): boolean {
   else if (digits <= 15 && scale >= -22 && scale <= 22) {
     value = scale >= 0 ? mantissa * POW10[scale]! : mantissa / POW10[-scale]!;
   } else {
-    // Up to 19 digits (each past the 16th rounds once) and a power of ten applied in exact
+    // Up to 19 digits (at most two folds, each rounding twice) and a power of ten applied in exact
     // steps of at most 10^22 (one rounding each): within RELATIVE_ERROR of the true value.
     if (digits > 19 || scale < -330 || scale > 330) return false;
     exact = false;
     value = mantissa;
-    for (let s = scale; s !== 0; ) {
-      const step = Math.max(-22, Math.min(22, s));
-      value = step > 0 ? value * POW10[step]! : value / POW10[-step]!;
-      s -= step;
-    }
+    let s = scale;
+    for (; s > 22; s -= 22) value *= POW10[22]!;
+    for (; s < -22; s += 22) value /= POW10[22]!;
+    value = s >= 0 ? value * POW10[s]! : value / POW10[-s]!;
     if (!Number.isFinite(value) || value === 0) return false;
   }
   out.value = negative ? -value : value;
