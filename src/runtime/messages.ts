@@ -86,8 +86,8 @@ export interface InferResult {
 
 /**
  * worker -> main, over the worker's port, as a list (the answers of a run of short requests):
- * the result, onnxruntime's error message, or word
- * that the request was withdrawn before it started (and so never ran).
+ * the result, onnxruntime's error message, or word that the request was withdrawn before it
+ * started (and so never ran).
  */
 export type InferReplyMessage =
   | ({

@@ -1,7 +1,8 @@
 /**
  * A REST infer body -> the core's request: the binary extension's framing, JSON (with Triton's
- * NaN/Infinity tokens; long number lists read without JSON.parse), then the tensors checked against the model. Run on the HTTP thread for
- * small bodies, on a decoder thread for large JSON ones (decoder-pool.ts).
+ * NaN/Infinity tokens; long number lists read without JSON.parse), then the tensors checked
+ * against the model. Run on the HTTP thread for small bodies, on a decoder thread for large
+ * JSON ones (decoder-pool.ts).
  */
 import { InferenceError } from '../errors.js';
 import type { ModelInfo } from '../runtime/types.js';

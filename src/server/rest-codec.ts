@@ -52,6 +52,15 @@ export interface EncodedResponse {
   readonly binary: readonly Buffer[];
 }
 
+function checkCount(name: string, dims: readonly number[], count: number): void {
+  const expected = elementCount(dims);
+  if (count !== expected) {
+    throw bad(
+      `input \`${name}\`: shape [${dims.join(', ')}] needs ${expected} elements, data has ${count}`,
+    );
+  }
+}
+
 /** One input of the JSON body -> a tensor; `binary` and `offset` for the binary extension. */
 function decodeInput(
   raw: unknown,
@@ -84,23 +93,14 @@ function decodeInput(
       throw bad(`input \`${name}\`: binary data ${(e as Error).message}`);
     }
   }
-  const expected = elementCount(dims);
-  const count = (n: number) => {
-    if (n !== expected) {
-      throw bad(
-        `input \`${name}\`: shape [${dims.join(', ')}] needs ${expected} elements, data has ${n}`,
-      );
-    }
-  };
   const list = liftedList(lifted, raw.data);
-  if (list && lifted) {
-    count(list.values.length);
-    const data = liftedTensorData(type, list, lifted.source, name);
-    return { name, tensor: { type, dims, data }, used: 0 };
+  if (list) {
+    checkCount(name, dims, list.values.length);
+    return { name, tensor: { type, dims, data: liftedTensorData(type, list, name) }, used: 0 };
   }
   if (!Array.isArray(raw.data)) throw bad(`input \`${name}\`: data must be a list`);
   const values = flattenData(raw.data, dims, name);
-  count(values.length);
+  checkCount(name, dims, values.length);
   return { name, tensor: { type, dims, data: toTensorData(type, values, name) }, used: 0 };
 }
 

@@ -23,7 +23,8 @@ export interface LiftedList {
   readonly values: Float64Array;
   /** Every value is the correctly rounded double JSON.parse gives. */
   readonly exact: boolean;
-  /** The list's bytes in the body, `[` to `]`. */
+  /** The list's bytes in `source` (the body), `[` to `]`. */
+  readonly source: Buffer;
   readonly start: number;
   readonly end: number;
 }
@@ -33,8 +34,6 @@ export interface LiftedBody {
   readonly json: string;
   readonly lists: readonly LiftedList[];
   readonly marker: string;
-  /** The bytes the lists were read from. */
-  readonly source: Buffer;
 }
 
 /** Bodies from this size on have their lists lifted; smaller ones gain nothing. */
@@ -110,6 +109,8 @@ function readNumber(b: Uint8Array, i: number, out: NumberOut): boolean {
   let scale = 0;
   // Digits gather in `chunk` (integer arithmetic, at most 9 digits) and fold into the mantissa
   // 9 at a time: exact up to 15 digits; past that the mantissa is read approximately (below).
+  // The integer and fraction loops repeat the fold on purpose: one loop with a flag for the
+  // fraction measured 7-30% slower on this hot path.
   let chunk = 0;
   let inChunk = 0;
   if (c === ZERO) c = b[++i]!;
@@ -184,7 +185,7 @@ function readNumber(b: Uint8Array, i: number, out: NumberOut): boolean {
 }
 
 /** The list `[ n, n, ... ]` opening at `i`, or null when it is anything else. */
-function scanList(b: Uint8Array, i: number, out: NumberOut): LiftedList | null {
+function scanList(b: Buffer, i: number, out: NumberOut): LiftedList | null {
   const start = i;
   // At most one number per two bytes ("1,").
   let values = new Float64Array(64);
@@ -208,7 +209,7 @@ function scanList(b: Uint8Array, i: number, out: NumberOut): LiftedList | null {
     else if (c === CLOSE_SQUARE) break;
     else return null;
   }
-  return { values: values.subarray(0, count), exact, start, end: i + 1 };
+  return { values: values.subarray(0, count), exact, source: b, start, end: i + 1 };
 }
 
 /**
@@ -290,7 +291,7 @@ export function liftDataLists(body: Buffer): LiftedBody | null {
   }
   if (lists.length === 0) return null;
   parts.push(body.toString('utf8', copied));
-  return { json: parts.join(''), lists, marker: MARKER, source: body };
+  return { json: parts.join(''), lists, marker: MARKER };
 }
 
 /** The lifted list a `data` value stands for, if it is a marker of `lifted`. */
@@ -307,7 +308,7 @@ const HALF_ULP32 = Float64Array.from({ length: 256 }, (_, e) => 2 ** (Math.max(e
  * approximate value lies too close to a float32 rounding boundary to be sure (then the list is
  * parsed again exactly).
  */
-export function liftedFloat32(list: LiftedList): Float32Array | null {
+function liftedFloat32(list: LiftedList): Float32Array | null {
   const v = list.values;
   const out = new Float32Array(v.length);
   out.set(v);
@@ -329,12 +330,7 @@ export function liftedFloat32(list: LiftedList): Float32Array | null {
  * as toTensorData checks them. A list that is not exact enough for `type` is parsed again from
  * its own bytes.
  */
-export function liftedTensorData(
-  type: OrtType,
-  list: LiftedList,
-  source: Buffer,
-  name: string,
-): TensorData {
+export function liftedTensorData(type: OrtType, list: LiftedList, name: string): TensorData {
   if (type === 'float32') {
     const data = liftedFloat32(list);
     if (data) return data;
@@ -342,6 +338,6 @@ export function liftedTensorData(
     if (type === 'float64') return list.values.slice();
     return toTensorData(type, list.values as unknown as unknown[], name);
   }
-  const values = JSON.parse(source.toString('utf8', list.start, list.end)) as unknown[];
+  const values = JSON.parse(list.source.toString('utf8', list.start, list.end)) as unknown[];
   return toTensorData(type, values, name);
 }
