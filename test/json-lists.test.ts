@@ -3,12 +3,14 @@
 // of JSON numbers is left to JSON.parse and its usual errors. Then through a real server, on the
 // HTTP thread and on a decoder thread: large JSON inputs of every numeric type come back as sent.
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { mulberry32 } from '../scripts/onnx-builder.js';
 import { InferenceError } from '../src/errors.js';
 import type { ModelInfo } from '../src/runtime/types.js';
 import { decodeRestBody } from '../src/server/decode.js';
+import { createDecoder } from '../src/server/decoder-pool.js';
 import { toTensorData } from '../src/tensor/json.js';
 import { LIFT_MIN_BYTES, liftDataLists } from '../src/tensor/json-lists.js';
 import type { OrtType, TensorData } from '../src/tensor/types.js';
@@ -261,4 +263,41 @@ describe('through the server: large JSON inputs, on the HTTP thread and on a dec
       }
     });
   }
+});
+
+describe('the decoder', () => {
+  // Threads are told apart by id: others may end meanwhile (the server above closing). Each
+  // test decodes a copy: a body handed to a decoder thread is no longer the caller's.
+  const threads = () => new Set(readdirSync('/proc/self/task'));
+  const started = (before: Set<string>) => [...threads()].filter((t) => !before.has(t));
+  const big = Buffer.from(
+    JSON.stringify({
+      inputs: [
+        {
+          name: 'x',
+          shape: [1000],
+          datatype: 'FP32',
+          data: Array.from({ length: 1000 }, (_, i) => i / 3),
+        },
+      ],
+    }),
+  );
+
+  test('with no decoder threads, a large body is decoded on the calling thread', async () => {
+    const decoder = createDecoder({ threads: 0, offloadBytes: 1 });
+    const before = threads();
+    const request = await decoder.decode(Buffer.from(big), undefined, modelFor('FP32'));
+    assert.deepEqual(started(before), [], 'a decoder thread was started');
+    assert.equal(request.inputs.x!.data.length, 1000);
+    await decoder.close();
+  });
+
+  test('with one, a large body goes to a thread of its own', async () => {
+    const decoder = createDecoder({ threads: 1, offloadBytes: 1 });
+    const before = threads();
+    const request = await decoder.decode(Buffer.from(big), undefined, modelFor('FP32'));
+    assert.ok(started(before).length > 0, 'no decoder thread was started');
+    assert.equal(request.inputs.x!.data.length, 1000);
+    await decoder.close();
+  });
 });

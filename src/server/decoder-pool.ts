@@ -37,7 +37,7 @@ export function createDecoder(opts: DecoderOptions = {}): Decoder {
   const offload = opts.offloadBytes ?? OFFLOAD_BYTES;
   const lift = opts.lift ?? true;
   let pool: Piscina<DecodeTask, DecodeReply> | null = null;
-  const threads = Math.max(1, opts.threads ?? availableParallelism());
+  const threads = opts.threads ?? availableParallelism();
   return {
     async decode(body, headerLength, model) {
       const header = Array.isArray(headerLength) ? headerLength[0] : headerLength;
@@ -48,7 +48,7 @@ export function createDecoder(opts: DecoderOptions = {}): Decoder {
       pool ??= new Piscina({
         filename: fileURLToPath(new URL('./decode-worker.js', import.meta.url)),
         minThreads: 1,
-        maxThreads: threads,
+        maxThreads: Math.max(1, threads),
         idleTimeout: 30_000,
       });
       // A body read in several chunks is a buffer of its own (Buffer.concat): hand it over
