@@ -96,6 +96,16 @@ describe('answers held for a minute at most', () => {
     const [ta, tb] = await Promise.all([within(a, 30_000, 'a'), within(b, 30_000, 'b')]);
     assert.ok(tb - ta < 30, `a's answer came ${(tb - ta).toFixed(0)} ms before b's`);
   });
+
+  test('a request that arrives during a run counts as queued when the run ends', async () => {
+    // a runs for hundreds of milliseconds; b reaches the thread while it runs, so it waits in
+    // the port, not yet in the thread's queue, when a's run ends.
+    const a = slow(runtime, 4);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const b = slow(runtime, 4);
+    const [ta, tb] = await Promise.all([within(a, 30_000, 'a'), within(b, 30_000, 'b')]);
+    assert.ok(tb - ta < 30, `a's answer came ${(tb - ta).toFixed(0)} ms before b's`);
+  });
 });
 
 describe('the default hold (a fraction of a millisecond)', () => {

@@ -6,7 +6,7 @@
  * `createWorker` is what the shipped worker.ts exports; a test's fixture worker calls it with
  * hooks of its own (the CPU for every session, a delay), which the shipped worker never passes.
  */
-import { type MessagePort, parentPort, threadId } from 'node:worker_threads';
+import { type MessagePort, parentPort, receiveMessageOnPort, threadId } from 'node:worker_threads';
 // Before onnxruntime-node: see float16-guard.ts.
 import './float16-guard.js';
 import ort from 'onnxruntime-node';
@@ -143,7 +143,8 @@ async function runOne(
  * main thread withdrew after posting it is answered without running. Answers go back in one
  * message per run of short requests: an answer waits for the next ones only while the queue is
  * not empty and it would be sent at most `holdMs` late (judged by the last run's length), so a
- * long run's answer goes at once and the last answer of a burst never waits.
+ * long run's answer goes at once and the last answer of a burst never waits. A request that
+ * reached the port during a run counts as queued: it is taken from the port when the run ends.
  */
 function serve(
   port: MessagePort,
@@ -175,11 +176,19 @@ function serve(
       }
       const now = performance.now();
       if (replies.length === 1) oldest = now;
+      // Requests that arrived during the run wait in the port until the event loop turns: take
+      // them now, so that "nothing is queued" means nothing was sent.
+      if (queue.length === 0) receivePending();
       // The next run is about as long as this one: hold the answers only if that keeps them
       // within holdMs.
       if (queue.length === 0 || now - oldest + (now - started) > holdMs) flush();
     }
     running = false;
+  }
+  function receivePending(): void {
+    for (let got = receiveMessageOnPort(port); got; got = receiveMessageOnPort(port)) {
+      for (const m of got.message as readonly InferRequestMessage[]) queue.push(m);
+    }
   }
   port.on('message', (batch: readonly InferRequestMessage[]) => {
     for (const m of batch) queue.push(m);
