@@ -185,13 +185,16 @@ function serve(
     }
     running = false;
   }
+  function enqueue(batch: readonly InferRequestMessage[]): void {
+    for (const m of batch) queue.push(m);
+  }
   function receivePending(): void {
     for (let got = receiveMessageOnPort(port); got; got = receiveMessageOnPort(port)) {
-      for (const m of got.message as readonly InferRequestMessage[]) queue.push(m);
+      enqueue(got.message as readonly InferRequestMessage[]);
     }
   }
   port.on('message', (batch: readonly InferRequestMessage[]) => {
-    for (const m of batch) queue.push(m);
+    enqueue(batch);
     if (!running) void work();
   });
 }
